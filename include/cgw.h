@@ -1,0 +1,14 @@
+/*
+ * claude-gateway (libcgw): streaming Claude agents with MCP tools, in C.
+ *
+ * Umbrella header: include this one. Every object lives on one libevent loop owned by a
+ * cgw_ctx_t; see docs/ for the design and README.md for a quick start.
+ */
+#ifndef CGW_H
+#define CGW_H
+
+#include "cgw/common.h"
+#include "cgw/error.h"
+#include "cgw/ctx.h"
+
+#endif
