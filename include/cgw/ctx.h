@@ -87,7 +87,7 @@ CGW_EXTERN size_t cgw_ctx_redact(const cgw_ctx_t *ctx, const char *in, char *out
 CGW_EXTERN void cgw_ctx_log(cgw_ctx_t *ctx, cgw_log_level_t level, const char *component,
                             const char *fmt, ...) CGW_PRINTF(4, 5);
 CGW_EXTERN void cgw_ctx_logv(cgw_ctx_t *ctx, cgw_log_level_t level, const char *component,
-                             const char *fmt, va_list ap);
+                             const char *fmt, va_list ap) CGW_PRINTF(4, 0);
 
 /** Parses "trace", "debug", "info", "warn", "error", "off" (case-insensitive).
  *  Returns CGW_OK or CGW_EINVAL. */

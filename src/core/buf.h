@@ -23,7 +23,7 @@ int cgw_buf_append(cgw_buf_t *b, const void *data, size_t len);
 int cgw_buf_append_str(cgw_buf_t *b, const char *s);
 int cgw_buf_append_char(cgw_buf_t *b, char c);
 int cgw_buf_appendf(cgw_buf_t *b, const char *fmt, ...) CGW_PRINTF(2, 3);
-int cgw_buf_appendv(cgw_buf_t *b, const char *fmt, va_list ap);
+int cgw_buf_appendv(cgw_buf_t *b, const char *fmt, va_list ap) CGW_PRINTF(2, 0);
 /* Removes the first n bytes (memmove); n >= len empties the buffer. */
 void cgw_buf_consume(cgw_buf_t *b, size_t n);
 /* Empties the buffer and keeps its memory. */
