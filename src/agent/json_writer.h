@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "cgw/error.h"
 #include "core/buf.h"
 
 /* Values nested deeper than this are refused; it also turns a reference cycle (which jansson
