@@ -57,7 +57,7 @@ typedef struct cgw_eventlog_entry {
  *  the entry is stored and before a terminal entry closes the log. `event` is the caller's
  *  original object (borrowed), `entry` the stored entry. It may append to other logs (a
  *  sub-agent's observer forwards to its parent's log); an append to this same log from here
- *  is refused with CGW_EBUSY. It must not free the log. */
+ *  is refused with CGW_EBUSY. It may free the log (see cgw_eventlog_free). */
 typedef void (*cgw_eventlog_event_cb)(cgw_eventlog_t *log, const cgw_eventlog_entry_t *entry,
                                       const json_t *event, void *user);
 
@@ -84,9 +84,10 @@ CGW_EXTERN int cgw_eventlog_new(cgw_ctx_t *ctx, const cgw_eventlog_options_t *op
                                 cgw_eventlog_t **out);
 
 /** Frees the log (NULL is fine). Every subscription still open gets its final notification
- *  (entry NULL, status CGW_ECANCELED) synchronously, inside this call. May be called from
- *  a subscription callback: the log then goes away when that callback returns, and no later
- *  callback runs. Must not be called from the on_event observer. */
+ *  (entry NULL, status CGW_ECANCELED) synchronously, inside this call. May be called from a
+ *  subscription callback or the on_event observer: the log is then torn down (with those
+ *  notifications) as soon as that callback returns, and nothing else is delivered. During the
+ *  teardown, appends return CGW_ECLOSED and subscribes CGW_ECANCELED. */
 CGW_EXTERN void cgw_eventlog_free(cgw_eventlog_t *log);
 
 /** Appends a copy of `event` (borrowed: serialized here, never referenced afterwards).
@@ -98,7 +99,8 @@ CGW_EXTERN void cgw_eventlog_free(cgw_eventlog_t *log);
  *  own on_event observer; CGW_ENOMEM. Subscribers are woken on the loop, never from here. */
 CGW_EXTERN int cgw_eventlog_append(cgw_eventlog_t *log, const json_t *event, uint64_t *seq);
 
-/** Closes the log. A no-op returning CGW_OK when it is already closed. Otherwise it appends the
+/** Closes the log. A no-op returning CGW_OK when it is already closed; CGW_EBUSY from this
+ *  log's own on_event observer. Otherwise it appends the
  *  terminal {"type":"error","error":<message or "stream closed">} and returns that append's
  *  result. Should that append fail (CGW_ENOMEM), the log is closed anyway, without a terminal
  *  entry, and subscribers end with that code as their final status. `message` is borrowed. */
@@ -149,7 +151,8 @@ typedef void (*cgw_eventlog_sub_cb)(cgw_eventlog_sub_t *sub, const cgw_eventlog_
  *  until the final notification returns or cgw_eventlog_unsubscribe is called.
  *  Returns CGW_OK; CGW_ETRIMMED when entries after after_seq are no longer retained (nothing
  *  is ever skipped silently); CGW_ERANGE when after_seq > cgw_eventlog_last_seq (a position
- *  this log never had); CGW_EINVAL for a NULL argument; CGW_ENOMEM. */
+ *  this log never had); CGW_EINVAL for a NULL argument; CGW_ECANCELED while the log is being
+ *  freed; CGW_ENOMEM. */
 CGW_EXTERN int cgw_eventlog_subscribe(cgw_eventlog_t *log, uint64_t after_seq,
                                       cgw_eventlog_sub_cb cb, void *user,
                                       cgw_eventlog_sub_t **out);

@@ -24,7 +24,6 @@
 #include "agent/eventlog_frame.h"
 #include "core/alloc.h"
 #include "core/ctx_int.h"
-#include "core/json.h"
 
 struct cgw_eventlog_sub {
     cgw_eventlog_t *log;
@@ -211,10 +210,14 @@ int cgw_eventlog_get(const cgw_eventlog_t *log, uint64_t seq, cgw_eventlog_entry
 
 int cgw_eventlog_entry_event(const cgw_eventlog_entry_t *entry, json_t **out)
 {
-    /* The bytes came from our own writer, so the only way to fail is memory. */
-    return cgw_json_parse(entry->event_json.ptr, entry->event_json.len, out, NULL) == CGW_OK
-               ? CGW_OK
-               : CGW_ENOMEM;
+    /* The bytes came from our own writer, so the only way to fail is memory. ALLOW_NUL: a
+     * string the caller built with an embedded NUL was written as \u0000. */
+    json_t *v = json_loadb(entry->event_json.ptr, entry->event_json.len, JSON_ALLOW_NUL, NULL);
+    if (v == NULL) {
+        return CGW_ENOMEM;
+    }
+    *out = v;
+    return CGW_OK;
 }
 
 /* ---- append and close ------------------------------------------------------------------- */

@@ -66,8 +66,9 @@ int cgw__frame_new(uint64_t seq, int64_t ts_us, cgw_str_t type, bool terminal,
                    const json_t *event, cgw_buf_t *scratch, cgw__frame_t **out)
 {
     cgw_buf_reset(scratch);
-    /* Room for the prefix: fixed text, two seqs, the ts, the type. */
-    int rc = cgw_buf_reserve(scratch, 96 + type.len);
+    /* Room for the prefix: 53 bytes of fixed text, two seqs and the ts seconds (20 digits
+     * each at most), 7 of fraction, the type. */
+    int rc = cgw_buf_reserve(scratch, 128 + type.len);
     if (rc != CGW_OK) {
         return rc;
     }

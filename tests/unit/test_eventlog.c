@@ -677,6 +677,62 @@ static void test_free_with_subscribers(void **state)
     assert_int_equal(b.final_status, CGW_ECANCELED);
 }
 
+/* A subscriber that, in its ECANCELED notification, tries everything on the dying log. */
+struct dying {
+    cgw_eventlog_t *log;
+    int finals, append_rc, subscribe_rc;
+};
+
+static void dying_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status,
+                     void *user)
+{
+    struct dying *d = user;
+    if (e != NULL) {
+        return;
+    }
+    assert_int_equal(status, CGW_ECANCELED);
+    d->finals++;
+    json_t *x = ev("text_delta", "too late");
+    d->append_rc = cgw_eventlog_append(d->log, x, NULL);
+    json_decref(x);
+    cgw_eventlog_sub_t *other = NULL;
+    d->subscribe_rc = cgw_eventlog_subscribe(d->log, 0, dying_cb, d, &other);
+    cgw_eventlog_unsubscribe(sub); /* already ending: harmless */
+    cgw_eventlog_free(d->log);     /* already being freed: harmless */
+}
+
+static void test_callbacks_during_teardown(void **state)
+{
+    cgw_ctx_t *ctx = *state;
+    cgw_eventlog_t *log = log_new(ctx, 0, 0);
+    struct dying d = {log, 0, 0, 0};
+    cgw_eventlog_sub_t *s1, *s2;
+    assert_int_equal(cgw_eventlog_subscribe(log, 0, dying_cb, &d, &s1), CGW_OK);
+    assert_int_equal(cgw_eventlog_subscribe(log, 0, dying_cb, &d, &s2), CGW_OK);
+    cgw_eventlog_free(log);
+    assert_int_equal(d.finals, 2);
+    assert_int_equal(d.append_rc, CGW_ECLOSED);
+    assert_int_equal(d.subscribe_rc, CGW_ECANCELED);
+}
+
+static void test_entry_event_round_trip(void **state)
+{
+    cgw_ctx_t *ctx = *state;
+    cgw_eventlog_t *log = log_new(ctx, 0, 0);
+    json_t *e = json_pack("{s:s,s:s%,s:f,s:[i,b,n]}", "type", "tool_result", "result",
+                          "nul\0inside", (size_t)11, "duration", 1.25, "list", -7, 1);
+    assert_non_null(e);
+    assert_int_equal(cgw_eventlog_append(log, e, NULL), CGW_OK);
+    cgw_eventlog_entry_t en;
+    assert_int_equal(cgw_eventlog_get(log, 1, &en), CGW_OK);
+    json_t *back = NULL;
+    assert_int_equal(cgw_eventlog_entry_event(&en, &back), CGW_OK);
+    assert_true(json_equal(back, e));
+    json_decref(back);
+    json_decref(e);
+    cgw_eventlog_free(log);
+}
+
 /* ---- retention --------------------------------------------------------------------------- */
 
 static void test_retention_count(void **state)
@@ -792,6 +848,8 @@ int main(void)
         cmocka_unit_test(test_thousand_subscribers),
         cmocka_unit_test(test_append_from_callback),
         cmocka_unit_test(test_free_with_subscribers),
+        cmocka_unit_test(test_callbacks_during_teardown),
+        cmocka_unit_test(test_entry_event_round_trip),
         cmocka_unit_test(test_retention_count),
         cmocka_unit_test(test_retention_bytes_and_pin),
     };
