@@ -45,8 +45,7 @@ struct counter {
     size_t entries, bytes, finals;
 };
 
-static void count_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status,
-                     void *user)
+static void count_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status, void *user)
 {
     (void)sub;
     (void)status;
@@ -198,16 +197,16 @@ int main(int argc, char **argv)
     double per_log = bytes_per_event_log(ctx, ev, m);
     double per_jansson = bytes_per_event_jansson(ev, m);
 
-    printf("event: text_delta, %zu bytes of JSON, batches of %d appends per loop turn\n",
-           json_len, BATCH);
+    printf("event: text_delta, %zu bytes of JSON, batches of %d appends per loop turn\n", json_len,
+           BATCH);
     printf("baseline json_dumps (jansson)      %12.0f events/s\n", dumps);
     printf("baseline memcpy into a vector      %12.0f events/s\n", copy);
     printf("eventlog, 1 subscriber             %12.0f events/s  (%.2fx json_dumps)\n", one,
            one / dumps);
- printf("eventlog, 1 subscriber, 1 per turn %12.0f events/s  (%.2fx json_dumps)\n",
+    printf("eventlog, 1 subscriber, 1 per turn %12.0f events/s  (%.2fx json_dumps)\n",
            one_unbatched, one_unbatched / dumps);
-    printf("eventlog, 1000 subscribers         %12.0f events/s  (%.0f deliveries/s)\n",
-           thousand, thousand * 1000);
+    printf("eventlog, 1000 subscribers         %12.0f events/s  (%.0f deliveries/s)\n", thousand,
+           thousand * 1000);
     printf("memory per stored event, eventlog  %12.1f bytes  (%.2fx its JSON)\n", per_log,
            per_log / (double)json_len);
     printf("memory per event, json_deep_copy   %12.1f bytes  (%.2fx its JSON)\n", per_jansson,

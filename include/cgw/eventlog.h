@@ -125,8 +125,7 @@ CGW_EXTERN const char *cgw_eventlog_session_id(const cgw_eventlog_t *log);
 
 /** Looks up entry `seq` and fills *out with borrowed views (see cgw_eventlog_entry_t).
  *  Returns CGW_OK, CGW_ETRIMMED (retention dropped it) or CGW_ENOENT (0 or not appended yet). */
-CGW_EXTERN int cgw_eventlog_get(const cgw_eventlog_t *log, uint64_t seq,
-                                cgw_eventlog_entry_t *out);
+CGW_EXTERN int cgw_eventlog_get(const cgw_eventlog_t *log, uint64_t seq, cgw_eventlog_entry_t *out);
 
 /** Parses the entry's event back into a new json_t (*out is a new reference owned by the
  *  caller). Returns CGW_OK or CGW_ENOMEM. */
@@ -154,8 +153,7 @@ typedef void (*cgw_eventlog_sub_cb)(cgw_eventlog_sub_t *sub, const cgw_eventlog_
  *  this log never had); CGW_EINVAL for a NULL argument; CGW_ECANCELED while the log is being
  *  freed; CGW_ENOMEM. */
 CGW_EXTERN int cgw_eventlog_subscribe(cgw_eventlog_t *log, uint64_t after_seq,
-                                      cgw_eventlog_sub_cb cb, void *user,
-                                      cgw_eventlog_sub_t **out);
+                                      cgw_eventlog_sub_cb cb, void *user, cgw_eventlog_sub_t **out);
 
 /** Ends a subscription now, without a final notification; no callback runs for it afterwards.
  *  Safe from any callback, including the subscription's own. NULL is fine. Calling it for a

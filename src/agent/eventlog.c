@@ -55,8 +55,8 @@ struct cgw_eventlog {
     struct event *wake;
     bool wake_pending;
     struct cgw_eventlog_sub *subs_head, *subs_tail;
-    size_t nsubs;          /* open (not dead) subscriptions */
-    bool has_dead;         /* a sweep has something to do */
+    size_t nsubs;  /* open (not dead) subscriptions */
+    bool has_dead; /* a sweep has something to do */
 };
 
 void cgw_eventlog_options_init(cgw_eventlog_options_t *opts)

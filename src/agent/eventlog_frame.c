@@ -27,9 +27,14 @@ static size_t fmt_u64(char *out, uint64_t v)
     return n;
 }
 
-/* Appends a literal without the strlen of cgw_buf_append_str. */
-#define APPEND_LIT(b, lit) memcpy((b)->data + (b)->len, (lit), sizeof(lit) - 1), \
-                           (b)->len += sizeof(lit) - 1
+/* Copies bytes into room the caller reserved (no capacity checks on this hot path). */
+static void put(cgw_buf_t *b, const char *p, size_t n)
+{
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+#define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
 
 /* Writes everything before the event JSON; the caller reserved room for it. */
 static void write_prefix(cgw_buf_t *b, uint64_t seq, int64_t ts_us, cgw_str_t type)
@@ -37,33 +42,28 @@ static void write_prefix(cgw_buf_t *b, uint64_t seq, int64_t ts_us, cgw_str_t ty
     char seqtxt[20];
     size_t seqlen = fmt_u64(seqtxt, seq);
     uint64_t uts = ts_us < 0 ? 0 : (uint64_t)ts_us;
-
-    APPEND_LIT(b, "id: ");
-    memcpy(b->data + b->len, seqtxt, seqlen);
-    b->len += seqlen;
-    APPEND_LIT(b, "\nevent: ");
-    memcpy(b->data + b->len, type.ptr, type.len);
-    b->len += type.len;
-    APPEND_LIT(b, "\ndata: {\"seq\":");
-    memcpy(b->data + b->len, seqtxt, seqlen);
-    b->len += seqlen;
-    APPEND_LIT(b, ",\"ts\":");
-    b->len += fmt_u64(b->data + b->len, uts / 1000000);
-    char frac[7];
+    char frac[7] = {'.'};
     uint64_t us = uts % 1000000;
-    for (int i = 5; i >= 0; i--) {
-        frac[1 + i] = (char)('0' + us % 10);
+    for (int i = 6; i >= 1; i--) {
+        frac[i] = (char)('0' + us % 10);
         us /= 10;
     }
-    frac[0] = '.';
-    memcpy(b->data + b->len, frac, sizeof(frac));
-    b->len += sizeof(frac);
-    APPEND_LIT(b, ",\"event\":");
+
+    PUT_LIT(b, "id: ");
+    put(b, seqtxt, seqlen);
+    PUT_LIT(b, "\nevent: ");
+    put(b, type.ptr, type.len);
+    PUT_LIT(b, "\ndata: {\"seq\":");
+    put(b, seqtxt, seqlen);
+    PUT_LIT(b, ",\"ts\":");
+    b->len += fmt_u64(b->data + b->len, uts / 1000000);
+    put(b, frac, sizeof(frac));
+    PUT_LIT(b, ",\"event\":");
     b->data[b->len] = '\0';
 }
 
-int cgw__frame_new(uint64_t seq, int64_t ts_us, cgw_str_t type, bool terminal,
-                   const json_t *event, cgw_buf_t *scratch, cgw__frame_t **out)
+int cgw__frame_new(uint64_t seq, int64_t ts_us, cgw_str_t type, bool terminal, const json_t *event,
+                   cgw_buf_t *scratch, cgw__frame_t **out)
 {
     cgw_buf_reset(scratch);
     /* Room for the prefix: 53 bytes of fixed text, two seqs and the ts seconds (20 digits

@@ -28,8 +28,8 @@ typedef struct cgw__frame {
  * append allocates only the final record) and copies it into a new record (*out, freed with
  * cgw_free). `type` must already be validated. Returns CGW_OK, CGW_EINVAL (event too deep),
  * CGW_E2BIG (frame over 4 GiB) or CGW_ENOMEM. */
-int cgw__frame_new(uint64_t seq, int64_t ts_us, cgw_str_t type, bool terminal,
-                   const json_t *event, cgw_buf_t *scratch, cgw__frame_t **out);
+int cgw__frame_new(uint64_t seq, int64_t ts_us, cgw_str_t type, bool terminal, const json_t *event,
+                   cgw_buf_t *scratch, cgw__frame_t **out);
 
 /* Fills the public view of record `f`, which holds entry `seq`. */
 void cgw__frame_view(const cgw__frame_t *f, uint64_t seq, cgw_eventlog_entry_t *out);

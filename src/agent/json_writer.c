@@ -4,16 +4,21 @@
  * escaped (\b \f \n \r \t by name, the rest as \u00XX with upper-case hex), everything else,
  * including '/' and non-ASCII UTF-8, is copied. Reals are rare in events, so they are handed
  * to jansson itself, which keeps its exact formatting (%.17g, trimmed exponent, ".0"). */
-#include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "agent/json_writer.h"
 #include "core/json.h"
 
-/* 1 for the bytes that need an escape. */
-static const unsigned char needs_escape[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1,
+static inline bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* The escapes that have a one-letter name; the other control bytes become \u00XX. */
+static const char named_escape[] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
 };
 
 static size_t escape_into(const char *s, size_t len, char *out)
@@ -25,7 +30,7 @@ static size_t escape_into(const char *s, size_t len, char *out)
     while (i < len) {
         /* Copy the run of plain bytes in one go: most text has no escape at all. */
         size_t run = i;
-        while (run < len && !needs_escape[(unsigned char)s[run]]) {
+        while (run < len && !needs_escape((unsigned char)s[run])) {
             run++;
         }
         memcpy(o, s + i, run - i);
@@ -35,20 +40,13 @@ static size_t escape_into(const char *s, size_t len, char *out)
         }
         unsigned char c = (unsigned char)s[run];
         *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
+        if (c < sizeof(named_escape) && named_escape[c] != 0) {
+            *o++ = named_escape[c];
+        } else {
             memcpy(o, "u00", 3);
             o[3] = hex[c >> 4];
             o[4] = hex[c & 15];
             o += 5;
-            break;
         }
         i = run + 1;
     }

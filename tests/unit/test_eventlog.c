@@ -66,14 +66,14 @@ struct rec {
     int finals, final_status;
     bool order_ok;
     /* behaviours */
-    uint64_t unsubscribe_at;    /* unsubscribe itself on this seq */
-    struct rec *kill_other;     /* unsubscribe this one on the first entry */
-    uint64_t append_until;      /* append a text_delta on each entry until last_seq reaches it */
-    bool append_terminal;       /* ... then append stream_complete */
-    bool free_log_at_first;     /* free the log inside the first entry callback */
-    bool subscribe_other;       /* subscribe `other` (from 0) inside the first callback */
+    uint64_t unsubscribe_at; /* unsubscribe itself on this seq */
+    struct rec *kill_other;  /* unsubscribe this one on the first entry */
+    uint64_t append_until;   /* append a text_delta on each entry until last_seq reaches it */
+    bool append_terminal;    /* ... then append stream_complete */
+    bool free_log_at_first;  /* free the log inside the first entry callback */
+    bool subscribe_other;    /* subscribe `other` (from 0) inside the first callback */
     struct rec *other;
-    bool read_after_append;     /* append, then read the whole view (retention pin check) */
+    bool read_after_append; /* append, then read the whole view (retention pin check) */
 };
 
 static void rec_init(struct rec *r, cgw_eventlog_t *log)
@@ -84,8 +84,7 @@ static void rec_init(struct rec *r, cgw_eventlog_t *log)
     r->final_status = 12345;
 }
 
-static void rec_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status,
-                   void *user);
+static void rec_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status, void *user);
 
 static void rec_subscribe(struct rec *r, uint64_t after)
 {
@@ -132,8 +131,7 @@ static void on_entry(struct rec *r, const cgw_eventlog_entry_t *e)
     }
 }
 
-static void rec_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status,
-                   void *user)
+static void rec_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status, void *user)
 {
     struct rec *r = user;
     assert_ptr_equal(sub, r->sub);
@@ -204,8 +202,8 @@ static void test_frame_bytes_exact(void **state)
 {
     cgw_ctx_t *ctx = *state;
     cgw_eventlog_t *log = log_new(ctx, 0, 0);
-    json_t *e = json_pack("{s:s,s:s,s:i}", "type", "tool_use", "tool_name", "a\"b\n/é",
-                          "call_index", 0);
+    json_t *e =
+        json_pack("{s:s,s:s,s:i}", "type", "tool_use", "tool_name", "a\"b\n/é", "call_index", 0);
     assert_int_equal(append_new(log, e), CGW_OK);
     cgw_eventlog_entry_t en;
     assert_int_equal(cgw_eventlog_get(log, 1, &en), CGW_OK);
@@ -683,8 +681,7 @@ struct dying {
     int finals, append_rc, subscribe_rc;
 };
 
-static void dying_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status,
-                     void *user)
+static void dying_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status, void *user)
 {
     struct dying *d = user;
     if (e != NULL) {

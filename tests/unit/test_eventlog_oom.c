@@ -47,8 +47,7 @@ struct final {
     int entries, finals, status;
 };
 
-static void final_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status,
-                     void *user)
+static void final_cb(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *e, int status, void *user)
 {
     (void)sub;
     struct final *f = user;
