@@ -96,7 +96,8 @@ CGW_EXTERN void cgw_eventlog_free(cgw_eventlog_t *log);
  *  sequence number.
  *  Returns CGW_OK; CGW_ECLOSED when the log is closed (the event is dropped, nothing else
  *  happens); CGW_EINVAL for an event of the wrong shape; CGW_EBUSY when called from this log's
- *  own on_event observer; CGW_ENOMEM. Subscribers are woken on the loop, never from here. */
+ *  own on_event observer; CGW_E2BIG for a frame over 4 GiB; CGW_ENOMEM. On any error the log
+ *  is unchanged. Subscribers are woken on the loop, never from here. */
 CGW_EXTERN int cgw_eventlog_append(cgw_eventlog_t *log, const json_t *event, uint64_t *seq);
 
 /** Closes the log. A no-op returning CGW_OK when it is already closed; CGW_EBUSY from this

@@ -276,14 +276,17 @@ static void destroy(cgw_eventlog_t *log);
 
 int cgw_eventlog_append(cgw_eventlog_t *log, const json_t *event, uint64_t *seq)
 {
-    if (log == NULL || !json_is_object(event)) {
+    if (log == NULL) {
         return CGW_EINVAL;
     }
     if (log->closed || log->doomed) {
-        return CGW_ECLOSED;
+        return CGW_ECLOSED; /* whatever it is, it is dropped */
     }
     if (log->in_observer) {
         return CGW_EBUSY;
+    }
+    if (!json_is_object(event)) {
+        return CGW_EINVAL;
     }
     cgw_str_t type;
     int rc = event_type(event, &type);

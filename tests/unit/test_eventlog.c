@@ -307,6 +307,7 @@ static void test_terminal_events(void **state)
         json_decref(late);
         assert_int_equal(seq, 99);
         assert_int_equal(append_new(log, ev("stream_complete", "")), CGW_ECLOSED);
+        assert_int_equal(cgw_eventlog_append(log, NULL, NULL), CGW_ECLOSED);
         assert_int_equal(cgw_eventlog_last_seq(log), 3);
         cgw_eventlog_free(log);
     }
