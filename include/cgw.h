@@ -10,5 +10,7 @@
 #include "cgw/common.h"
 #include "cgw/error.h"
 #include "cgw/ctx.h"
+#include "cgw/mcp_config.h"
+#include "cgw/mcp_tools.h"
 
 #endif
