@@ -228,7 +228,11 @@ static int map_success(const json_t *r, const cgw_buf_t *text, cgw_mcp_outcome_t
     if (sc != NULL && !json_is_null(sc)) {
         out->result = json_deep_copy(sc);
     } else if (text->len > 0) {
-        out->result = json_loadb(text->data, text->len, JSON_DECODE_ANY, NULL);
+        json_error_t jerr;
+        out->result = json_loadb(text->data, text->len, JSON_DECODE_ANY, &jerr);
+        if (out->result == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+            return CGW_ENOMEM; /* not "the text is not JSON" */
+        }
         if (out->result == NULL) {
             out->result = json_pack("{s:s}", "text", text->data);
         }
