@@ -83,32 +83,32 @@ typedef struct cgw_mcp_header {
  *  cgw_mcp_config_add_json may replace an entry, so do not keep pointers across it).
  *  String arrays are also NULL-terminated, so they can go straight to posix_spawn. */
 typedef struct cgw_mcp_server_config {
-    const char *name;                /**< the key in "mcpServers", never NULL */
+    const char *name; /**< the key in "mcpServers", never NULL */
     cgw_mcp_transport_t transport;
-    const char *type;                /**< "type" as written, NULL when absent */
+    const char *type; /**< "type" as written, NULL when absent */
     /* stdio (NULL / 0 for other transports) */
-    const char *command;             /**< expanded; NULL when missing (then error is set) */
-    const char *const *args;         /**< expanded, n_args entries + NULL, never NULL */
+    const char *command;     /**< expanded; NULL when missing (then error is set) */
+    const char *const *args; /**< expanded, n_args entries + NULL, never NULL */
     size_t n_args;
-    const char *const *argv;         /**< command followed by args + NULL; NULL if no command */
-    const char *const *env;          /**< "KEY=VALUE" (value expanded) to overlay on the
-                                          parent environment, file order, n_env + NULL */
+    const char *const *argv; /**< command followed by args + NULL; NULL if no command */
+    const char *const *env;  /**< "KEY=VALUE" (value expanded) to overlay on the
+                                  parent environment, file order, n_env + NULL */
     size_t n_env;
-    const char *cwd;                 /**< working directory as written, NULL = inherit */
+    const char *cwd; /**< working directory as written, NULL = inherit */
     /* http / sse (parsed and expanded even though not supported yet) */
     const char *url;                 /**< NULL when absent */
     const cgw_mcp_header_t *headers; /**< n_headers entries, never NULL */
     size_t n_headers;
     /* timeouts after options and overrides */
-    uint32_t startup_timeout_ms;     /**< initialize + each tools/list page */
-    uint32_t tool_timeout_ms;        /**< per tools/call: timeout_overrides or the default */
+    uint32_t startup_timeout_ms; /**< initialize + each tools/list page */
+    uint32_t tool_timeout_ms;    /**< per tools/call: timeout_overrides or the default */
     /* provenance */
-    cgw_mcp_scope_t scope;           /**< scope of the entry that won */
-    unsigned shadowed;               /**< scopes whose entry of this name was overridden */
-    const char *source;              /**< file it came from, or the add_json origin */
+    cgw_mcp_scope_t scope; /**< scope of the entry that won */
+    unsigned shadowed;     /**< scopes whose entry of this name was overridden */
+    const char *source;    /**< file it came from, or the add_json origin */
     /* problems */
-    int error_code;                  /**< CGW_OK, CGW_ECONFIG or CGW_ENOTSUP */
-    const char *error;               /**< NULL, or one sentence naming the server and field */
+    int error_code;    /**< CGW_OK, CGW_ECONFIG or CGW_ENOTSUP */
+    const char *error; /**< NULL, or one sentence naming the server and field */
 } cgw_mcp_server_config_t;
 
 /** Environment lookup used for ${VAR} expansion and for $HOME. Returns the value (borrowed,
@@ -185,12 +185,11 @@ CGW_EXTERN void cgw_mcp_config_free(cgw_mcp_config_t *cfg);
 CGW_EXTERN size_t cgw_mcp_config_count(const cgw_mcp_config_t *cfg);
 
 /** The i-th server in list order (borrowed), or NULL when i >= count. */
-CGW_EXTERN const cgw_mcp_server_config_t *cgw_mcp_config_at(const cgw_mcp_config_t *cfg,
-                                                             size_t i);
+CGW_EXTERN const cgw_mcp_server_config_t *cgw_mcp_config_at(const cgw_mcp_config_t *cfg, size_t i);
 
 /** The server called `name` (borrowed), or NULL. */
 CGW_EXTERN const cgw_mcp_server_config_t *cgw_mcp_config_find(const cgw_mcp_config_t *cfg,
-                                                               const char *name);
+                                                              const char *name);
 
 /** "user", "project", "local", "explicit", "inline", or "?" (static storage). */
 CGW_EXTERN const char *cgw_mcp_scope_name(cgw_mcp_scope_t scope);

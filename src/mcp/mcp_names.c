@@ -12,26 +12,26 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 
-#define HASH_HEX 8                  /* hex digits appended when shortening */
-#define SUFFIX_LEN (1 + HASH_HEX)   /* "_" + digits */
-#define SERVER_KEEP 16              /* server characters kept when shortening, at most */
-#define MAX_ATTEMPTS 100000         /* clash-breaking rounds; unreachable in practice */
+#define HASH_HEX 8                /* hex digits appended when shortening */
+#define SUFFIX_LEN (1 + HASH_HEX) /* "_" + digits */
+#define SERVER_KEEP 16            /* server characters kept when shortening, at most */
+#define MAX_ATTEMPTS 100000       /* clash-breaking rounds; unreachable in practice */
 
 typedef struct entry {
     cgw_mcp_tool_ref_t ref;
-    size_t pair_len;                /* strlen(server) + 1 + strlen(tool) */
-    char buf[];                     /* server \0 tool \0 exposed \0 */
+    size_t pair_len; /* strlen(server) + 1 + strlen(tool) */
+    char buf[];      /* server \0 tool \0 exposed \0 */
 } entry_t;
 
 typedef struct slot {
-    const char *key;                /* NULL = empty */
+    const char *key; /* NULL = empty */
     size_t len;
     size_t val;
 } slot_t;
 
 typedef struct table {
     slot_t *slots;
-    size_t cap, n;                  /* cap is a power of two, kept at most half full */
+    size_t cap, n; /* cap is a power of two, kept at most half full */
 } table_t;
 
 struct cgw_mcp_toolmap {
@@ -39,10 +39,10 @@ struct cgw_mcp_toolmap {
     size_t max_len;
     char **builtins;
     size_t n_builtins;
-    table_t builtin_tab;            /* builtin name -> index into builtins */
-    table_t exposed_tab;            /* exposed -> entry */
-    table_t pair_tab;               /* server \0 tool -> entry */
-    table_t raw_tab;                /* tool -> entry (plain naming: first server wins) */
+    table_t builtin_tab; /* builtin name -> index into builtins */
+    table_t exposed_tab; /* exposed -> entry */
+    table_t pair_tab;    /* server \0 tool -> entry */
+    table_t raw_tab;     /* tool -> entry (plain naming: first server wins) */
     entry_t **entries;
     size_t n, cap;
 };
@@ -133,8 +133,8 @@ static bool tab_has(const table_t *t, const char *key)
 
 static bool name_char_ok(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 bool cgw_mcp_tool_name_valid(const char *name, size_t max_len)
@@ -262,8 +262,7 @@ static int append_sanitized(cgw_buf_t *b, const char *s, size_t max)
 }
 
 /* The unshortened name: the tool, or mcp__<server>__<tool>, sanitized. */
-static int full_name(const cgw_mcp_toolmap_t *m, const char *server, const char *tool,
-                     cgw_buf_t *b)
+static int full_name(const cgw_mcp_toolmap_t *m, const char *server, const char *tool, cgw_buf_t *b)
 {
     int rc = CGW_OK;
     if (m->naming == CGW_MCP_NAMING_PREFIXED) {
@@ -457,9 +456,8 @@ const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_at(const cgw_mcp_toolmap_t *m, size_t 
 
 const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_find(const cgw_mcp_toolmap_t *m, const char *exposed)
 {
-    const slot_t *s = m != NULL && exposed != NULL ? tab_get(&m->exposed_tab, exposed,
-                                                             strlen(exposed))
-                                                   : NULL;
+    const slot_t *s =
+        m != NULL && exposed != NULL ? tab_get(&m->exposed_tab, exposed, strlen(exposed)) : NULL;
     return s != NULL ? &m->entries[s->val]->ref : NULL;
 }
 

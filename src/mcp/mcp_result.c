@@ -246,15 +246,14 @@ int cgw__mcp_outcome_from_result(const json_t *r, const char *tool, cgw_mcp_outc
 {
     cgw__mcp_outcome_clear(out);
     if (!json_is_object(r)) {
-        return cgw__mcp_outcome_error("tool_error", "unknown", "malformed tools/call result",
-                                      out);
+        return cgw__mcp_outcome_error("tool_error", "unknown", "malformed tools/call result", out);
     }
     const json_t *content = json_object_get(r, "content");
     cgw_buf_t text = CGW_BUF_INIT;
     int rc = json_is_array(content) ? joined_text(content, &text) : CGW_OK;
     if (rc == CGW_OK) {
         rc = json_is_true(json_object_get(r, "isError")) ? map_error(r, tool, &text, out)
-                                                          : map_success(r, &text, out);
+                                                         : map_success(r, &text, out);
     }
     cgw_buf_free(&text);
     if (rc == CGW_OK && json_is_array(content)) {

@@ -192,7 +192,9 @@ static void test_toolmap_oom(void **state)
     }
 }
 
-#define PNG "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+#define PNG                                                                                        \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+"                                \
+    "M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 static int op_result(void *arg)
 {
