@@ -16,30 +16,28 @@ static long allocations;
 static long current_k; /* the allocation made to fail; handy in a debugger */
 static long refused;   /* allocations that returned NULL in this run */
 
-static void *failing_malloc(size_t n)
+/* Counts down to the allocation that must fail; from then on every allocation fails. */
+static bool refuse(void)
 {
     allocations++;
     if (fail_countdown == 0) {
         refused++;
-        return NULL;
+        return true;
     }
     if (fail_countdown > 0) {
         fail_countdown--;
     }
-    return malloc(n);
+    return false;
+}
+
+static void *failing_malloc(size_t n)
+{
+    return refuse() ? NULL : malloc(n);
 }
 
 static void *failing_realloc(void *p, size_t n)
 {
-    allocations++;
-    if (fail_countdown == 0) {
-        refused++;
-        return NULL;
-    }
-    if (fail_countdown > 0) {
-        fail_countdown--;
-    }
-    return realloc(p, n);
+    return refuse() ? NULL : realloc(p, n);
 }
 
 /* Runs op with the k-th allocation failing, for k = 0, 1, ... until op succeeds without
