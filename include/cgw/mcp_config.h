@@ -161,19 +161,22 @@ CGW_EXTERN void cgw_mcp_config_options_init(cgw_mcp_config_options_t *opts);
  *  (free with cgw_mcp_config_free). Returns CGW_OK, CGW_EJSON (a file is not valid JSON;
  *  err has line/column and the path in the message), CGW_ECONFIG (a file's top level,
  *  "mcpServers" or "projects" entry is not an object), CGW_ENOENT (explicit file missing),
- *  another -errno when a file exists but cannot be read, CGW_EINVAL (bad options) or
- *  CGW_ENOMEM. On failure *out is untouched. `err` may be NULL. */
+ *  another -errno when a file exists but cannot be read (e.g. CGW_EACCES) or the working
+ *  directory cannot be determined, CGW_EINVAL (bad options, or a path that is a directory
+ *  or a file over 64 MiB) or CGW_ENOMEM. On failure *out is untouched. `err` may be NULL. */
 CGW_EXTERN int cgw_mcp_config_load(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **out,
                                    cgw_error_t *err);
 
-/** An empty config with these options (for cgw_mcp_config_add_json). Same copying rules and
- *  errors (CGW_EINVAL, CGW_ENOMEM) as cgw_mcp_config_load; no file is read. */
+/** An empty config with these options (for cgw_mcp_config_add_json). Same copying rules as
+ *  cgw_mcp_config_load; no file is read. Returns CGW_OK, CGW_EINVAL, CGW_ENOMEM, or -errno
+ *  when project_dir is NULL and the working directory cannot be determined. */
 CGW_EXTERN int cgw_mcp_config_new(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **out);
 
 /** Merges a JSON document of the form {"mcpServers": {...}} (borrowed, `len` bytes) with
  *  scope `scope` (normally CGW_MCP_SCOPE_INLINE) above everything already in `cfg`, applying
  *  the allow-list, timeouts and expansion. `origin` (may be NULL) is copied into `source`.
- *  Returns CGW_OK, CGW_EJSON, CGW_ECONFIG or CGW_ENOMEM; on error `cfg` is unchanged. */
+ *  Returns CGW_OK, CGW_EJSON, CGW_ECONFIG (the document or its "mcpServers" is not an
+ *  object), CGW_EINVAL (NULL cfg or json) or CGW_ENOMEM; on error `cfg` is unchanged. */
 CGW_EXTERN int cgw_mcp_config_add_json(cgw_mcp_config_t *cfg, cgw_mcp_scope_t scope,
                                        const char *json, size_t len, const char *origin,
                                        cgw_error_t *err);

@@ -6,13 +6,13 @@
  * whenever a server's tool list changes, so the first-wins rule stays the same.
  *
  * Rules, checked in this order for each pair added:
+ *   0. An empty tool or server name is skipped (CGW_MCP_TOOL_SKIPPED_INVALID).
  *   1. Builtin (local) tools win: in plain naming a tool whose name equals a builtin name
  *      is skipped (CGW_MCP_TOOL_SKIPPED_BUILTIN); in prefixed naming the same holds for the
  *      unsanitized "mcp__<server>__<tool>".
  *   2. Plain naming (the original's): a tool name already added by an earlier server is
  *      skipped (CGW_MCP_TOOL_SKIPPED_DUPLICATE): the first server in config order wins. In
  *      prefixed naming only the same (server, tool) pair twice is a duplicate.
- *   3. An empty tool or server name is skipped (CGW_MCP_TOOL_SKIPPED_INVALID).
  *
  * Exposed names always match ^[A-Za-z0-9_-]{1,max_name_len}$ (default 64, the limit some
  * API paths still apply) and are unique within the map:
