@@ -11,5 +11,7 @@
 #include "cgw/error.h"
 #include "cgw/ctx.h"
 #include "cgw/eventlog.h"
+#include "cgw/mcp_config.h"
+#include "cgw/mcp_tools.h"
 
 #endif
