@@ -1,0 +1,171 @@
+/* See msgstream.h. */
+#include "msgstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/msg_accum.h"
+#include "proto/sse_parser.h"
+
+static int new_pair(cgw_sse_parser_t **p, cgw_msg_accum_t **a)
+{
+    int rc = cgw_msg_accum_new(NULL, a);
+    if (rc != CGW_OK) {
+        return rc;
+    }
+    cgw_sse_parser_options_t o;
+    cgw_sse_parser_options_init(&o);
+    o.on_event = cgw_msg_accum_sse_cb;
+    o.user = *a;
+    rc = cgw_sse_parser_new(&o, p);
+    if (rc != CGW_OK) {
+        cgw_msg_accum_free(*a);
+    }
+    return rc;
+}
+
+static void hand_out(cgw_msg_accum_t *a, json_t **msg)
+{
+    if (msg != NULL) {
+        *msg = json_incref((json_t *)cgw_msg_accum_message(a));
+    }
+}
+
+int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t ncuts,
+                     json_t **msg, cgw_error_t *err)
+{
+    cgw_sse_parser_t *p;
+    cgw_msg_accum_t *a;
+    int rc = new_pair(&p, &a);
+    if (rc != CGW_OK) {
+        return rc;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i <= ncuts && rc == CGW_OK; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+        rc = cgw_sse_parser_feed(p, body + at, end - at, err);
+        at = end;
+    }
+    if (rc == CGW_OK) {
+        rc = cgw_sse_parser_finish(p, err);
+    }
+    if (rc == CGW_OK) {
+        rc = cgw_msg_accum_finish(a, err);
+    }
+    hand_out(a, msg);
+    cgw_sse_parser_free(p);
+    cgw_msg_accum_free(a);
+    return rc;
+}
+
+int cgw_test_run_json_lines(const char *text, size_t len, json_t **msg, cgw_error_t *err)
+{
+    cgw_msg_accum_t *a;
+    int rc = cgw_msg_accum_new(NULL, &a);
+    if (rc != CGW_OK) {
+        return rc;
+    }
+    const cgw_str_t none = {"", 0};
+    const char *s = text, *end = text + len;
+    while (s < end && rc == CGW_OK) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        if (e > s) {
+            rc = cgw_msg_accum_feed(a, none, s, (size_t)(e - s), err);
+        }
+        s = e + 1;
+    }
+    if (rc == CGW_OK) {
+        rc = cgw_msg_accum_finish(a, err);
+    }
+    hand_out(a, msg);
+    cgw_msg_accum_free(a);
+    return rc;
+}
+
+const char *cgw_test_http_body(const char *raw, size_t len, int *status, size_t *body_len)
+{
+    if (len < 12 || memcmp(raw, "HTTP/", 5) != 0) {
+        return NULL;
+    }
+    const char *sp = memchr(raw, ' ', len);
+    if (sp == NULL) {
+        return NULL;
+    }
+    *status = atoi(sp + 1);
+    for (size_t i = 0; i + 1 < len; i++) {
+        size_t skip = 0;
+        if (raw[i] == '\n' && raw[i + 1] == '\n') {
+            skip = 2;
+        } else if (i + 3 < len && memcmp(raw + i, "\r\n\r\n", 4) == 0) {
+            skip = 4;
+        }
+        if (skip > 0) {
+            *body_len = len - i - skip;
+            return raw + i + skip;
+        }
+    }
+    return NULL;
+}
+
+static int mismatch(char *where, size_t n, const char *path, const json_t *e, const json_t *a)
+{
+    char *es = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *as = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    snprintf(where, n, "%s: expected %.200s, got %.200s", path[0] ? path : "(top)",
+             es ? es : "?", as ? as : "(missing)");
+    free(es);
+    free(as);
+    return 0;
+}
+
+static int subset_at(const json_t *e, const json_t *a, char *path, size_t plen, char *where,
+                     size_t n)
+{
+    if (json_is_null(e)) {
+        return 1;
+    }
+    if (a == NULL) {
+        return mismatch(where, n, path, e, a);
+    }
+    size_t base = strlen(path);
+    if (json_is_object(e)) {
+        if (!json_is_object(a)) {
+            return mismatch(where, n, path, e, a);
+        }
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)e, k, v) {
+            snprintf(path + base, plen - base, ".%s", k);
+            if (!subset_at(v, json_object_get(a, k), path, plen, where, n)) {
+                return 0;
+            }
+        }
+        path[base] = '\0';
+        return 1;
+    }
+    if (json_is_array(e)) {
+        if (!json_is_array(a) || json_array_size(a) != json_array_size(e)) {
+            return mismatch(where, n, path, e, a);
+        }
+        for (size_t i = 0; i < json_array_size(e); i++) {
+            snprintf(path + base, plen - base, "[%zu]", i);
+            if (!subset_at(json_array_get(e, i), json_array_get(a, i), path, plen, where, n)) {
+                return 0;
+            }
+        }
+        path[base] = '\0';
+        return 1;
+    }
+    if (json_is_number(e) && json_is_number(a)) {
+        return json_number_value(e) == json_number_value(a) ? 1 : mismatch(where, n, path, e, a);
+    }
+    return json_equal(e, a) ? 1 : mismatch(where, n, path, e, a);
+}
+
+int cgw_test_json_subset(const json_t *expected, const json_t *actual, char *where, size_t n)
+{
+    char path[1024] = "";
+    return subset_at(expected, actual, path, sizeof(path), where, n);
+}
