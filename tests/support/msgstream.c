@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/json.h"
 #include "proto/msg_accum.h"
 #include "proto/sse_parser.h"
+#include "testutil.h"
 
 static int new_pair(cgw_sse_parser_t **p, cgw_msg_accum_t **a)
 {
@@ -169,3 +172,114 @@ int cgw_test_json_subset(const json_t *expected, const json_t *actual, char *whe
     char path[1024] = "";
     return subset_at(expected, actual, path, sizeof(path), where, n);
 }
+
+/* ---- fixture checks (cmocka assertions) --------------------------------------------------- */
+
+
+
+const char *cgw_test_fixture_path(const char *rel)
+{
+    static char path[4096];
+    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
+    return path;
+}
+
+char *cgw_test_read_fixture(const char *rel, size_t *len)
+{
+    char *s = cgw_test_read_file(cgw_test_fixture_path(rel), len);
+    if (s == NULL) {
+        fail_msg("cannot read fixture %s", cgw_test_fixture_path(rel));
+    }
+    return s;
+}
+
+void cgw_test_assert_subset(const json_t *expected, const json_t *actual, const char *what)
+{
+    char where[1024];
+    if (!cgw_test_json_subset(expected, actual, where, sizeof(where))) {
+        fail_msg("%s: %s", what, where);
+    }
+}
+
+/* One run's outcome, as a string, so that runs compare with one strcmp. */
+static char *outcome(int rc, const json_t *msg, const cgw_error_t *e)
+{
+    cgw_buf_t b = CGW_BUF_INIT;
+    cgw_buf_appendf(&b, "%s|%s|", cgw_err_name(rc), rc == CGW_OK ? "" : e->message);
+    if (msg != NULL) {
+        cgw_json_dump_buf(msg, &b);
+    }
+    return cgw_buf_steal(&b, NULL);
+}
+
+static char *run_outcome(const char *body, size_t len, const size_t *cuts, size_t ncuts)
+{
+    json_t *msg = NULL;
+    cgw_error_t e;
+    cgw_error_clear(&e);
+    int rc = cgw_test_run_sse(body, len, cuts, ncuts, &msg, &e);
+    char *s = outcome(rc, msg, &e);
+    json_decref(msg);
+    return s;
+}
+
+static void same_outcome(const char *want, char *got, const char *what, size_t at)
+{
+    if (strcmp(want, got) != 0) {
+        fail_msg("%s: split at %zu differs:\n  whole: %.300s\n  split: %.300s", what, at, want,
+                 got);
+    }
+    cgw_free(got);
+}
+
+/* Byte boundaries: every two-way split (when `every`), byte by byte, random multi-way splits,
+ * and the line ends rewritten, all compared with the whole-body run. */
+void cgw_test_check_splits(const char *body, size_t len, const char *what, bool every)
+{
+    char *want = run_outcome(body, len, NULL, 0);
+    if (every) {
+        for (size_t cut = 1; cut < len; cut++) {
+            same_outcome(want, run_outcome(body, len, &cut, 1), what, cut);
+        }
+    }
+    size_t *cuts = malloc((len + 1) * sizeof(*cuts));
+    for (size_t i = 1; i < len; i++) {
+        cuts[i - 1] = i;
+    }
+    same_outcome(want, run_outcome(body, len, cuts, len > 0 ? len - 1 : 0), what, 1);
+    unsigned seed = (unsigned)len * 2654435761u;
+    for (int round = 0; round < 20 && len > 2; round++) {
+        size_t n = 0;
+        for (size_t at = 0;;) {
+            seed = seed * 1103515245u + 12345u;
+            at += 1 + (seed >> 8) % (len / 4 + 1);
+            if (at >= len) {
+                break;
+            }
+            cuts[n++] = at;
+        }
+        same_outcome(want, run_outcome(body, len, cuts, n), what, n);
+    }
+    free(cuts);
+    cgw_free(want);
+}
+
+/* The same stream with every LF turned into `eol` must give the same message. */
+void cgw_test_check_line_ends(const char *body, size_t len, const char *eol, const char *what)
+{
+    cgw_buf_t b = CGW_BUF_INIT;
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\n') {
+            cgw_buf_append_str(&b, eol);
+        } else {
+            cgw_buf_append_char(&b, body[i]);
+        }
+    }
+    char *want = run_outcome(body, len, NULL, 0);
+    size_t half = b.len / 2;
+    same_outcome(want, run_outcome(b.data, b.len, NULL, 0), what, 0);
+    same_outcome(want, run_outcome(b.data, b.len, &half, 1), what, half);
+    cgw_free(want);
+    cgw_buf_free(&b);
+}
+

@@ -5,6 +5,7 @@
 #define CGW_TEST_MSGSTREAM_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cgw/error.h"
@@ -30,5 +31,25 @@ const char *cgw_test_http_body(const char *raw, size_t len, int *status, size_t 
  * value. Returns 1 on match; on mismatch 0 and `where` (size n) names the first differing
  * path and both values. */
 int cgw_test_json_subset(const json_t *expected, const json_t *actual, char *where, size_t n);
+
+/* ---- cmocka checks over the shared fixtures ---- */
+
+/* The absolute path of `rel` under ../shared/fixtures/anthropic-sse/ (static buffer). */
+const char *cgw_test_fixture_path(const char *rel);
+
+/* Reads a fixture (malloc'd, free with free()); fails the test when it is missing. */
+char *cgw_test_read_fixture(const char *rel, size_t *len);
+
+/* Fails the test with the first differing path unless expected is a deep subset of actual. */
+void cgw_test_assert_subset(const json_t *expected, const json_t *actual, const char *what);
+
+/* Runs `body` whole, then split at every byte boundary (when `every`), byte by byte and at 20
+ * pseudo-random sets of points; fails the test unless every run gives the same outcome (code,
+ * error message and final message). */
+void cgw_test_check_splits(const char *body, size_t len, const char *what, bool every);
+
+/* Same stream with each LF rewritten to `eol` ("\r\n" or "\r"), whole and split in two, must
+ * give the same outcome. */
+void cgw_test_check_line_ends(const char *body, size_t len, const char *eol, const char *what);
 
 #endif
