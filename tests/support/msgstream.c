@@ -62,31 +62,6 @@ int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t nc
     return rc;
 }
 
-int cgw_test_run_json_lines(const char *text, size_t len, json_t **msg, cgw_error_t *err)
-{
-    cgw_msg_accum_t *a;
-    int rc = cgw_msg_accum_new(NULL, &a);
-    if (rc != CGW_OK) {
-        return rc;
-    }
-    const cgw_str_t none = {"", 0};
-    const char *s = text, *end = text + len;
-    while (s < end && rc == CGW_OK) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        const char *e = nl ? nl : end;
-        if (e > s) {
-            rc = cgw_msg_accum_feed(a, none, s, (size_t)(e - s), err);
-        }
-        s = e + 1;
-    }
-    if (rc == CGW_OK) {
-        rc = cgw_msg_accum_finish(a, err);
-    }
-    hand_out(a, msg);
-    cgw_msg_accum_free(a);
-    return rc;
-}
-
 const char *cgw_test_http_body(const char *raw, size_t len, int *status, size_t *body_len)
 {
     if (len < 12 || memcmp(raw, "HTTP/", 5) != 0) {

@@ -17,10 +17,6 @@
 int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t ncuts,
                      json_t **msg, cgw_error_t *err);
 
-/* Same for a stream recorded as one event JSON per line (Vercel AI SDK *.chunks.txt): each
- * non-empty line is fed to the accumulator with no event name. */
-int cgw_test_run_json_lines(const char *text, size_t len, json_t **msg, cgw_error_t *err);
-
 /* Splits a raw `curl -N -D -` capture at the first blank line (CRLF or LF). Returns a pointer
  * to the body (and its length), with *status the HTTP status of the status line, or NULL when
  * the text is not such a capture. */
