@@ -793,6 +793,11 @@ int cgw_msg_accum_feed(cgw_msg_accum_t *a, cgw_str_t type, const char *data, siz
     if (type.len > 0 && !is_known(type)) {
         return skip_unknown(a, type, err);
     }
+    if (name_is(type, "error")) {
+        /* still the API's failure, so the retry logic sees CGW_EAPI, with the text it sent */
+        return fail(a, err, CGW_EAPI, "error event with non-JSON data: %.*s",
+                    (int)(len > 200 ? 200 : len), data);
+    }
     rc = fail(a, err, CGW_EJSON, "%.*s event data is not a JSON object: %s", name_len(type),
               type.ptr, ev ? "another JSON value" : je.text);
     if (err != NULL && ev == NULL) {

@@ -502,6 +502,130 @@ static void test_feed_json_and_finish(void **state)
     cgw_msg_accum_free(a);
 }
 
+/* Builds a two-block stream; `api_shape` = 0 puts "index" after "delta" in every delta, which
+ * sends them down the general jansson path instead of the fast one. */
+static json_t *two_block_message(int api_shape, cgw_buf_t *log)
+{
+    seen_t s = {CGW_BUF_INIT, 0, 0};
+    cgw_msg_accum_t *a = new_acc(&s, 0);
+    const char *texts[] = {"\"H\\u00e9llo \\ud83d\\ude00\"", "\" w\\\"o\\\\rld\\n\""};
+    const char *frags[] = {"\"{\\\"a\\\":\"", "\"[1,\\\"\\u00e9\\\"]}\""};
+    char buf[512];
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf), api_shape
+                 ? "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":%s}}"
+                 : "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":%s},\"index\":0}",
+                 texts[i]);
+        assert_int_equal(feed(a, "content_block_delta", buf, NULL), CGW_OK);
+    }
+    assert_int_equal(feed(a, "content_block_stop", STOP0, NULL), CGW_OK);
+    const char *start1 = "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                         "{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}}";
+    assert_int_equal(feed(a, "content_block_start", start1, NULL), CGW_OK);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf), api_shape
+                 ? "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":%s}}"
+                 : "{\"type\":\"content_block_delta\",\"delta\":{\"partial_json\":%s,\"type\":\"input_json_delta\"},\"index\":1}",
+                 frags[i]);
+        assert_int_equal(feed(a, "content_block_delta", buf, NULL), CGW_OK);
+    }
+    assert_int_equal(feed(a, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}",
+                          NULL), CGW_OK);
+    assert_int_equal(feed(a, "message_stop", "{}", NULL), CGW_OK);
+    json_t *m = json_incref((json_t *)cgw_msg_accum_message(a));
+    cgw_buf_append_str(log, s.log.data);
+    cgw_buf_free(&s.log);
+    cgw_msg_accum_free(a);
+    return m;
+}
+
+static void test_fast_and_general_paths_agree(void **state)
+{
+    (void)state;
+    cgw_buf_t fast_log = CGW_BUF_INIT, slow_log = CGW_BUF_INIT;
+    json_t *fast = two_block_message(1, &fast_log);
+    json_t *slow = two_block_message(0, &slow_log);
+    assert_true(json_equal(fast, slow));
+    assert_string_equal(fast_log.data, slow_log.data); /* same increments, same bytes */
+    assert_json(fast, "{\"content\":[{\"text\":\"H\u00e9llo \U0001F600 w\\\"o\\\\rld\\n\"},"
+                      "{\"input\":{\"a\":[1,\"\u00e9\"]}}]}");
+    json_decref(fast);
+    json_decref(slow);
+    cgw_buf_free(&fast_log);
+    cgw_buf_free(&slow_log);
+}
+
+static void test_parallel_open_blocks(void **state)
+{
+    (void)state;
+    /* blocks are not interleaved in practice, but nothing forbids it: deltas go by index */
+    seen_t s = {CGW_BUF_INIT, 0, 0};
+    cgw_msg_accum_t *a = new_acc(&s, 0);
+    const char *const ev[] = {
+        "message_start", MSG_START, "content_block_start", TEXT_START,
+        "content_block_start", "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                               "{\"type\":\"text\",\"text\":\"pre-\"}}",
+        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                               "{\"type\":\"text_delta\",\"text\":\"b\"}}",
+        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                               "{\"type\":\"text_delta\",\"text\":\"a\"}}",
+        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}",
+        "message_stop", "{}", NULL};
+    assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
+    assert_json(cgw_msg_accum_message(a),
+                "{\"content\":[{\"text\":\"a\"},{\"text\":\"pre-b\"}]}");
+    /* block 0 was never stopped: message_stop closes it and reports the stop */
+    assert_non_null(strstr(s.log.data, "BSTOP 1 text \nBSTOP 0 text \nMSTOP"));
+    cgw_buf_free(&s.log);
+    cgw_msg_accum_free(a);
+}
+
+static void test_initial_content_adopted(void **state)
+{
+    (void)state;
+    cgw_msg_accum_t *a = new_acc(NULL, 0);
+    const char *start = "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":"
+                        "[{\"type\":\"text\",\"text\":\"kept\"}],\"usage\":{}}}";
+    assert_int_equal(feed(a, "message_start", start, NULL), CGW_OK);
+    assert_int_equal(cgw_msg_accum_block_count(a), 1);
+    cgw_error_t e;
+    /* an earlier block is complete: no delta for it, and the next index is 1 */
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, &e), CGW_EPROTO);
+    assert_non_null(strstr(e.message, "expected 1"));
+    cgw_msg_accum_free(a);
+    /* a message_start without content gets an empty array */
+    a = new_acc(NULL, 0);
+    assert_int_equal(feed(a, "message_start", "{\"message\":{\"id\":\"m\"}}", NULL), CGW_OK);
+    assert_json(cgw_msg_accum_message(a), "{\"content\":[]}");
+    assert_null(cgw_msg_accum_usage(a));
+    assert_null(cgw_msg_accum_stop_reason(a));
+    cgw_msg_accum_free(a);
+}
+
+static void test_error_after_content(void **state)
+{
+    (void)state;
+    cgw_msg_accum_t *a = new_acc(NULL, 0);
+    cgw_error_t e;
+    cgw_error_clear(&e);
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    assert_true(cgw_msg_accum_content_started(a));
+    assert_int_equal(feed(a, "error", "Service Unavailable", &e), CGW_EAPI);
+    assert_non_null(strstr(e.message, "non-JSON data: Service Unavailable"));
+    assert_true(cgw_msg_accum_content_started(a)); /* the retry logic must discard deltas */
+    cgw_msg_accum_free(a);
+    /* an error body without error.type/message still gives CGW_EAPI and a message */
+    a = new_acc(NULL, 0);
+    cgw_error_clear(&e);
+    assert_int_equal(feed(a, "error", "{\"type\":\"error\"}", &e), CGW_EAPI);
+    assert_string_equal(e.type, "");
+    assert_non_null(strstr(e.message, "without a message"));
+    cgw_msg_accum_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +641,10 @@ int main(void)
         cmocka_unit_test(test_unknowns_and_server_blocks),
         cmocka_unit_test(test_limits_and_abort),
         cmocka_unit_test(test_feed_json_and_finish),
+        cmocka_unit_test(test_fast_and_general_paths_agree),
+        cmocka_unit_test(test_parallel_open_blocks),
+        cmocka_unit_test(test_initial_content_adopted),
+        cmocka_unit_test(test_error_after_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
