@@ -455,6 +455,24 @@ static void test_order_violations(void **state)
     assert_int_equal(feed(a, "message_delta", "{}", &e), CGW_EPROTO);
     assert_non_null(strstr(e.message, "after message_stop"));
     cgw_msg_accum_free(a);
+    /* a delta or a second stop for a block that already stopped */
+    a = new_acc(NULL, 0);
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_stop", STOP0, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_delta",
+                          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                          "{\"type\":\"text_delta\",\"text\":\"late\"}}",
+                          &e),
+                     CGW_EPROTO);
+    assert_non_null(strstr(e.message, "index 0, which is not an open block"));
+    cgw_msg_accum_free(a);
+    a = new_acc(NULL, 0);
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_stop", STOP0, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_stop", STOP0, &e), CGW_EPROTO);
+    cgw_msg_accum_free(a);
     /* malformed JSON reports line and column */
     a = new_acc(NULL, 0);
     cgw_error_clear(&e);
