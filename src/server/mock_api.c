@@ -94,12 +94,14 @@ static void finish_record(cgw_mock_api_t *srv, json_t *rec, int status,
 {
     char key[16];
     snprintf(key, sizeof(key), "%d", status);
-    count(srv->by_status, key);
+    if (status > 0) { /* 0: a hang or cut before the headers sent none */
+        count(srv->by_status, key);
+    }
     if (turn != NULL) {
         count(srv->by_turn, turn->name);
     }
     if (rec != NULL) {
-        json_object_set_new(rec, "status", json_integer(status));
+        json_object_set_new(rec, "status", status > 0 ? json_integer(status) : json_null());
         if (turn != NULL) {
             json_object_set_new(rec, "turn", json_string(turn->name));
         }
