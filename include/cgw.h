@@ -11,5 +11,6 @@
 #include "cgw/error.h"
 #include "cgw/ctx.h"
 #include "cgw/anthropic.h"
+#include "cgw/mock_api.h"
 
 #endif
