@@ -405,7 +405,9 @@ static char *script_from_cassette(const char *path, char *sse_path, size_t sse_c
             free(b);
         }
     }
-    char *s = json_dumps(json_pack("{s:o}", "turns", turns), JSON_COMPACT);
+    json_t *doc = json_pack("{s:o}", "turns", turns);
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
     json_decref(cas);
     return s;
 }
