@@ -58,6 +58,7 @@ struct cgw_anthropic_call {
     char retry_after[64];
     char retry_after_ms[64];
     char request_id[128];
+    char content_type[64];
     cgw_buf_t errbody;
     cgw_error_t fail;
 };
@@ -119,8 +120,17 @@ static void finish(cgw_anthropic_call_t *c, cgw_llm_result_t *res)
     leave(c);
 }
 
+/* Error text can quote what a server sent back; make sure no registered secret rides along. */
+static void scrub(cgw_anthropic_call_t *c, cgw_error_t *e)
+{
+    char clean[sizeof(e->message)];
+    cgw_ctx_redact(c->ctx, e->message, clean, sizeof(clean));
+    memcpy(e->message, clean, sizeof(clean));
+}
+
 static void finish_error(cgw_anthropic_call_t *c, cgw_error_t *e)
 {
+    scrub(c, e);
     cgw_llm_result_t res = {.code = e->code, .error = e};
     CGW_WARN(c->ctx, "llm", "call failed: %s (%s, HTTP %d, request %s)", e->message,
              cgw_err_name(e->code), e->http_status, e->request_id[0] ? e->request_id : "-");
@@ -146,6 +156,7 @@ static void finish_ok(cgw_anthropic_call_t *c)
 static void attempt_failed(cgw_anthropic_call_t *c, cgw_error_t *e, bool retryable,
                            int64_t server_wait_ms)
 {
+    scrub(c, e);
     if (e->request_id[0] == '\0' && c->request_id[0] != '\0') {
         snprintf(e->request_id, sizeof(e->request_id), "%s", c->request_id);
     }
@@ -236,6 +247,7 @@ static int on_header(const char *line, size_t len, void *user)
         c->status = 0;
         c->should_retry = -1;
         c->retry_after[0] = c->retry_after_ms[0] = c->request_id[0] = '\0';
+        c->content_type[0] = '\0';
         return 0;
     }
     const char *colon = memchr(line, ':', len);
@@ -254,6 +266,8 @@ static int on_header(const char *line, size_t len, void *user)
         copy_trimmed(c->retry_after, sizeof(c->retry_after), v, vn);
     } else if (n == 14 && strncasecmp(line, "retry-after-ms", n) == 0) {
         copy_trimmed(c->retry_after_ms, sizeof(c->retry_after_ms), v, vn);
+    } else if (n == 12 && strncasecmp(line, "content-type", n) == 0) {
+        copy_trimmed(c->content_type, sizeof(c->content_type), v, vn);
     } else if (n == 14 && strncasecmp(line, "x-should-retry", n) == 0) {
         c->should_retry = vn >= 4 && strncasecmp(v, "true", 4) == 0    ? 1
                           : vn >= 5 && strncasecmp(v, "false", 5) == 0 ? 0
@@ -325,6 +339,13 @@ static int on_data(const char *data, size_t len, void *user)
     }
     cgw_error_t e;
     cgw_error_clear(&e);
+    if (c->content_type[0] != '\0' && strncasecmp(c->content_type, "text/event-stream", 17) != 0) {
+        /* A proxy that ignored stream:true, or something that is not the API at all. */
+        cgw_error_set(&e, CGW_EPROTO, "expected an event stream, got content-type %s",
+                      c->content_type);
+        record_stream_failure(c, CGW_EPROTO, &e);
+        return 1;
+    }
     enter(c);
     int rc = cgw_sse_parser_feed(c->sse, data, len, &e);
     if (leave(c)) {
@@ -474,6 +495,7 @@ static void reset_attempt(cgw_anthropic_call_t *c)
     c->failed = false;
     c->should_retry = -1;
     c->retry_after[0] = c->retry_after_ms[0] = c->request_id[0] = '\0';
+    c->content_type[0] = '\0';
     cgw_buf_reset(&c->errbody);
     cgw_error_clear(&c->fail);
     cgw_sse_parser_reset(c->sse);

@@ -752,6 +752,149 @@ static void test_20_concurrent_streams(void **state)
     cgw_anthropic_free(c);
 }
 
+
+/* ---- a whole tool loop: the assistant turn goes back byte-exact ---------------------------- */
+
+static void test_tool_loop_round_trip(void **state)
+{
+    (void)state;
+    load_script("{\"turns\":[{\"content\":[{\"type\":\"thinking\",\"thinking\":\"I need the "
+                "tool. \\u00e9\\u4e2d\",\"signature\":\"EqQBCkYIARgCsigLOOP+/==\",\"chunks\":3},"
+                "{\"type\":\"tool_use\",\"id\":\"toolu_loop\",\"name\":\"calc\",\"input\":"
+                "{\"expr\":\"6*7\"},\"chunks\":3}]},{\"text\":\"It is 42.\"}]}");
+    cgw_anthropic_options_t o = default_opts();
+    o.extra_body = "{\"metadata\":{\"user_id\":\"u-77\"}}";
+    cgw_anthropic_t *c = new_client(&o);
+    cgw_conversation_t *conv = NULL;
+    cgw_conversation_new(&conv);
+    cgw_conversation_append_text(conv, "user", "what is 6*7?");
+    struct rec r = {0};
+    start_call(c, conv, &r);
+    assert_true(cgw_test_run_until(g_ctx, &r.done, 5000));
+    assert_int_equal(r.code, CGW_OK);
+    assert_string_equal(r.stop_reason, "tool_use");
+    /* Append the assistant message as received, then the tool result. */
+    json_t *assistant = json_pack("{s:s, s:O}", "role", "assistant", "content",
+                                  json_object_get(r.message, "content"));
+    assert_int_equal(cgw_conversation_append(conv, assistant), CGW_OK);
+    json_decref(assistant);
+    const char *result = "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+                         "\"tool_use_id\":\"toolu_loop\",\"content\":\"42\"}]}";
+    assert_int_equal(cgw_conversation_append_json(conv, result, strlen(result), NULL), CGW_OK);
+    struct rec r2 = {0};
+    start_call(c, conv, &r2);
+    assert_true(cgw_test_run_until(g_ctx, &r2.done, 5000));
+    /* The mock refuses (400) a thinking block that is not byte-exact. */
+    if (r2.code != CGW_OK) {
+        fail_msg("second turn: %s", r2.err.message);
+    }
+    assert_string_equal(r2.text.data, "It is 42.");
+    json_t *reqs = mock_requests();
+    json_t *body = json_object_get(json_array_get(reqs, 1), "body");
+    assert_int_equal(json_array_size(json_object_get(body, "messages")), 3);
+    assert_string_equal(cgw_json_str(json_object_get(body, "metadata"), "user_id", ""), "u-77");
+    json_decref(reqs);
+    cgw_conversation_free(conv);
+    cgw_anthropic_free(c);
+    rec_free(&r);
+    rec_free(&r2);
+}
+
+/* ---- responses that are not what an API client expects ------------------------------------ */
+
+static void test_non_api_error_body(void **state)
+{
+    (void)state;
+    load_script("{\"turns\":[{\"status\":502,\"body\":\"<html>Bad Gateway</html>\"}]}");
+    struct rec r = {0};
+    cgw_anthropic_options_t o = default_opts();
+    o.max_retries = 0;
+    run_call(&o, "x", &r, 5000);
+    assert_int_equal(r.code, CGW_EHTTP);
+    assert_int_equal(r.err.http_status, 502);
+    assert_string_equal(r.err.type, "");
+    assert_non_null(strstr(r.err.message, "Bad Gateway"));
+    assert_true(strncmp(r.err.request_id, "req_", 4) == 0); /* from the request-id header */
+    rec_free(&r);
+}
+
+static void test_malformed_stream_not_retried(void **state)
+{
+    (void)state;
+    char sse[1024], script[1200];
+    snprintf(sse, sizeof(sse), "%s/malformed-%d.sse", cgw_test_binary_dir(), (int)getpid());
+    FILE *f = fopen(sse, "wb");
+    fputs("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\","
+          "\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"x\","
+          "\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n"
+          "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+          "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+          "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+          "\"delta\":{\"type\":\"text_delta\",\"text\":\"he\n\n",
+          f);
+    fclose(f);
+    snprintf(script, sizeof(script), "{\"turns\":[{\"replay\":\"%s\"},{\"text\":\"no\"}]}", sse);
+    load_script(script);
+    struct rec r = {0};
+    cgw_anthropic_options_t o = default_opts();
+    run_call(&o, "x", &r, 5000);
+    unlink(sse);
+    assert_int_equal(r.code, CGW_EJSON);
+    assert_int_equal(r.err.http_status, 200);
+    assert_int_equal(r.attempts, 1);
+    rec_free(&r);
+}
+
+
+static void test_wrong_content_type_and_secret_in_error(void **state)
+{
+    (void)state;
+    load_script("{\"turns\":[{\"text\":\"x\",\"headers\":{\"content-type\":"
+                "\"application/json\"}}]}");
+    struct rec r = {0};
+    cgw_anthropic_options_t o = default_opts();
+    run_call(&o, "x", &r, 5000);
+    assert_int_equal(r.code, CGW_EPROTO);
+    assert_non_null(strstr(r.err.message, "application/json"));
+    assert_int_equal(r.attempts, 1);
+    rec_free(&r);
+    /* A server that quotes the credential back never gets it into the error. */
+    load_script("{\"turns\":[{\"status\":403,\"error\":{\"type\":\"permission_error\","
+                "\"message\":\"key " TOKEN " is not allowed\"}}]}");
+    cgw_anthropic_options_t oa = default_opts();
+    oa.auth_mode = CGW_AUTH_OAUTH;
+    oa.auth_token = TOKEN;
+    struct rec r2 = {0};
+    run_call(&oa, "x", &r2, 5000);
+    assert_int_equal(r2.code, CGW_EAPI);
+    assert_int_equal(r2.err.http_status, 403);
+    assert_null(strstr(r2.err.message, TOKEN));
+    assert_non_null(strstr(r2.err.message, "[REDACTED]"));
+    rec_free(&r2);
+}
+
+static void test_start_errors(void **state)
+{
+    (void)state;
+    cgw_anthropic_options_t o = default_opts();
+    cgw_anthropic_t *c = new_client(&o);
+    cgw_conversation_t *conv = NULL;
+    cgw_conversation_new(&conv);
+    cgw_anthropic_call_t *call = (cgw_anthropic_call_t *)1;
+    cgw_error_t err;
+    cgw_anthropic_request_t req = {.conversation = conv};
+    cgw_anthropic_callbacks_t no_done = {on_event, on_retry, NULL};
+    assert_int_equal(cgw_anthropic_call_start(c, &req, &no_done, NULL, &call, &err), CGW_EINVAL);
+    assert_int_equal(cgw_anthropic_call_start(NULL, &req, &g_cbs, NULL, &call, &err), CGW_EINVAL);
+    req.conversation = NULL;
+    assert_int_equal(cgw_anthropic_call_start(c, &req, &g_cbs, NULL, &call, &err), CGW_EINVAL);
+    assert_null(call);
+    assert_int_equal(cgw__curlm_active(g_ctx), 0);
+    cgw_anthropic_call_free(NULL);
+    cgw_conversation_free(conv);
+    cgw_anthropic_free(c);
+}
+
 /* ---- auth headers -------------------------------------------------------------------------- */
 
 static const char *req_header(json_t *req, const char *name)
@@ -836,6 +979,11 @@ int main(void)
         cmocka_unit_test(test_cancel_from_on_retry),
         cmocka_unit_test(test_20_concurrent_streams),
         cmocka_unit_test(test_auth_modes),
+        cmocka_unit_test(test_tool_loop_round_trip),
+        cmocka_unit_test(test_non_api_error_body),
+        cmocka_unit_test(test_malformed_stream_not_retried),
+        cmocka_unit_test(test_wrong_content_type_and_secret_in_error),
+        cmocka_unit_test(test_start_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
