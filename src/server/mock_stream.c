@@ -57,7 +57,14 @@ static void stream_detach(cgw__mock_stream_t *st)
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
-    stream_free(arg);
+    cgw__mock_stream_t *st = arg;
+    struct evhttp_request *req = st->req;
+    stream_free(st);
+    /* When the client went away mid-reply, evhttp has already detached the unfinished request
+     * from the connection and leaves it to us: ending the reply is what frees it. */
+    if (evhttp_request_get_connection(req) == NULL) {
+        evhttp_send_reply_end(req);
+    }
 }
 
 static void arm(cgw__mock_stream_t *st, int ms)
