@@ -51,8 +51,8 @@ CGW_EXTERN int cgw_conversation_append(cgw_conversation_t *conv, const struct js
 /** Same, from JSON text (`len` bytes; strict: one object, valid UTF-8). The text is parsed once
  *  to validate it and stored in compact form. CGW_OK, CGW_EJSON (err gets line/column),
  *  CGW_EINVAL (not a message), CGW_ENOMEM. */
-CGW_EXTERN int cgw_conversation_append_json(cgw_conversation_t *conv, const char *json,
-                                            size_t len, cgw_error_t *err);
+CGW_EXTERN int cgw_conversation_append_json(cgw_conversation_t *conv, const char *json, size_t len,
+                                            cgw_error_t *err);
 
 /** Appends {"role": role, "content": text} (both copied). CGW_OK, CGW_EINVAL, CGW_ENOMEM. */
 CGW_EXTERN int cgw_conversation_append_text(cgw_conversation_t *conv, const char *role,
@@ -268,8 +268,7 @@ typedef struct cgw_anthropic_call cgw_anthropic_call_t;
  *  http_status, type and message are those of the last attempt).
  *  Returns CGW_OK (*out owns the call: free it with cgw_anthropic_call_free, at the latest
  *  after on_done), CGW_EINVAL, CGW_ENOMEM or CGW_EIO; on error no callback ever runs. */
-CGW_EXTERN int cgw_anthropic_call_start(cgw_anthropic_t *client,
-                                        const cgw_anthropic_request_t *req,
+CGW_EXTERN int cgw_anthropic_call_start(cgw_anthropic_t *client, const cgw_anthropic_request_t *req,
                                         const cgw_anthropic_callbacks_t *cbs, void *user,
                                         cgw_anthropic_call_t **out, cgw_error_t *err);
 
@@ -284,8 +283,8 @@ CGW_EXTERN int64_t cgw_anthropic_backoff_ms(int retries_done, double random01);
 /** The server-requested wait from retry-after-ms / retry-after header values (either may be
  *  NULL), in ms, or -1 when absent, unparsable, <= 0 or above 60 s (then backoff applies).
  *  `now` is the current Unix time, used for HTTP-date values. */
-CGW_EXTERN int64_t cgw_anthropic_retry_after_ms(const char *retry_after_ms,
-                                                const char *retry_after, int64_t now);
+CGW_EXTERN int64_t cgw_anthropic_retry_after_ms(const char *retry_after_ms, const char *retry_after,
+                                                int64_t now);
 
 #ifdef __cplusplus
 }

@@ -33,10 +33,10 @@ typedef struct cgw_curlm {
     CURLM *multi;
     struct event *timer;
     int in_curl;
-    size_t active;           /* transfers handed to curl and not yet done */
-    cgw__xfer_t *doomed;     /* freed while inside curl: remove + release after */
-    cgw__xfer_t *pending;    /* started while inside curl: add after */
-    struct sockw *socks;     /* every watched socket, so teardown can release them */
+    size_t active;        /* transfers handed to curl and not yet done */
+    cgw__xfer_t *doomed;  /* freed while inside curl: remove + release after */
+    cgw__xfer_t *pending; /* started while inside curl: add after */
+    struct sockw *socks;  /* every watched socket, so teardown can release them */
 } cgw_curlm_t;
 
 struct cgw__xfer {
@@ -58,7 +58,8 @@ static void drive(cgw_curlm_t *m, curl_socket_t fd, int flags);
 
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int flags =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     drive(arg, fd, flags);
 }
 

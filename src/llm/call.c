@@ -169,8 +169,8 @@ static void attempt_failed(cgw_anthropic_call_t *c, cgw_error_t *e, bool retryab
         finish_error(c, e);
         return;
     }
-    int64_t delay = server_wait_ms >= 0 ? server_wait_ms
-                                        : cgw_anthropic_backoff_ms(c->attempt, next_random(c));
+    int64_t delay =
+        server_wait_ms >= 0 ? server_wait_ms : cgw_anthropic_backoff_ms(c->attempt, next_random(c));
     cgw_llm_retry_t info = {c->attempt, e, c->forwarded, delay};
     CGW_WARN(c->ctx, "llm", "attempt %d failed (%s); retrying in %lld ms", c->attempt + 1,
              e->message, (long long)delay);
@@ -194,8 +194,7 @@ static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (rc != CGW_OK) {
         cgw_error_t e;
         cgw_error_clear(&e);
-        cgw_error_set(&e, rc, "could not start attempt %d: %s", c->attempt + 1,
-                      cgw_strerror(rc));
+        cgw_error_set(&e, rc, "could not start attempt %d: %s", c->attempt + 1, cgw_strerror(rc));
         finish_error(c, &e);
     }
 }
@@ -208,8 +207,7 @@ static void stall_timer_cb(evutil_socket_t fd, short what, void *arg)
     cgw_error_t e;
     cgw_error_clear(&e);
     e.http_status = (int)c->status;
-    cgw_error_set(&e, CGW_ESTALL, "stream stalled: no data for %d ms",
-                  c->client->stall_timeout_ms);
+    cgw_error_set(&e, CGW_ESTALL, "stream stalled: no data for %d ms", c->client->stall_timeout_ms);
     drop_transfer(c);
     attempt_failed(c, &e, true, -1);
 }
@@ -372,8 +370,7 @@ static void http_error(cgw_anthropic_call_t *c, cgw_error_t *e)
     }
     if (json_is_object(err)) {
         snprintf(e->type, sizeof(e->type), "%s", cgw_json_str(err, "type", ""));
-        snprintf(e->request_id, sizeof(e->request_id), "%s",
-                 cgw_json_str(body, "request_id", ""));
+        snprintf(e->request_id, sizeof(e->request_id), "%s", cgw_json_str(body, "request_id", ""));
         cgw_error_set(e, CGW_EAPI, "HTTP %ld %s: %s", c->status, e->type,
                       cgw_json_str(err, "message", ""));
     } else {
@@ -457,8 +454,7 @@ static void on_xfer_done(cgw__xfer_t *x, CURLcode result, void *user)
     } else {
         e.http_status = (int)c->status;
         cgw_error_set(&e, transport_code(result), "%s: %s",
-                      c->status == 200 ? "connection lost mid-stream" : "request failed",
-                      curl_msg);
+                      c->status == 200 ? "connection lost mid-stream" : "request failed", curl_msg);
         attempt_failed(c, &e, true, -1);
     }
 }

@@ -128,8 +128,7 @@ static int take_header(cgw_anthropic_t *c, const char *line, cgw_buf_t *beta, cg
                                         "content-type", "content-length"};
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
         if (header_is(line, n, owned[i])) {
-            return cgw_error_set(err, CGW_EINVAL, "extra header %s is set by the client",
-                                 owned[i]);
+            return cgw_error_set(err, CGW_EINVAL, "extra header %s is set by the client", owned[i]);
         }
     }
     if (header_is(line, n, "anthropic-beta")) {
@@ -171,8 +170,7 @@ static const char *opt_or_env(const char *v, const char *env)
     return v != NULL ? v : getenv(env);
 }
 
-static int setup_credential(cgw_anthropic_t *c, const cgw_anthropic_options_t *o,
-                            cgw_error_t *err)
+static int setup_credential(cgw_anthropic_t *c, const cgw_anthropic_options_t *o, cgw_error_t *err)
 {
     bool oauth = c->auth_mode == CGW_AUTH_OAUTH;
     const char *cred = oauth ? opt_or_env(o->auth_token, "ANTHROPIC_AUTH_TOKEN")
@@ -255,8 +253,8 @@ static int check_numbers(const cgw_anthropic_options_t *o, cgw_error_t *err)
     return CGW_OK;
 }
 
-int cgw_anthropic_new(cgw_ctx_t *ctx, const cgw_anthropic_options_t *opts,
-                      cgw_anthropic_t **out, cgw_error_t *err)
+int cgw_anthropic_new(cgw_ctx_t *ctx, const cgw_anthropic_options_t *opts, cgw_anthropic_t **out,
+                      cgw_error_t *err)
 {
     cgw_anthropic_options_t defaults;
     if (ctx == NULL || out == NULL) {
@@ -367,8 +365,8 @@ static json_t *build_head(const cgw_anthropic_t *c, const cgw_anthropic_request_
 {
     const char *model = req->model != NULL ? req->model : c->model;
     int max_tokens = req->max_tokens > 0 ? req->max_tokens : c->max_tokens;
-    json_t *head = json_pack("{s:s, s:i, s:b}", "model", model, "max_tokens", max_tokens,
-                             "stream", 1);
+    json_t *head =
+        json_pack("{s:s, s:i, s:b}", "model", model, "max_tokens", max_tokens, "stream", 1);
     if (head == NULL) {
         return NULL;
     }
@@ -417,8 +415,8 @@ int cgw_anthropic_build_body(const cgw_anthropic_t *c, const cgw_anthropic_reque
         }
     }
     if (rc == CGW_OK) {
-        rc = cgw_buf_appendf(&b, ",\"tools\":%s,\"messages\":",
-                             req->tools_json != NULL ? req->tools_json : "[]");
+        rc = cgw_buf_appendf(
+            &b, ",\"tools\":%s,\"messages\":", req->tools_json != NULL ? req->tools_json : "[]");
     }
     if (rc == CGW_OK) {
         rc = cgw__conversation_splice(req->conversation, &b);

@@ -18,7 +18,7 @@ struct cgw_conversation {
     cgw_str_t *msgs; /* each ptr is an owned, NUL-terminated allocation */
     size_t count;
     size_t cap;
-    size_t bytes;    /* sum of the lengths */
+    size_t bytes; /* sum of the lengths */
 };
 
 int cgw_conversation_new(cgw_conversation_t **out)
@@ -90,7 +90,8 @@ int cgw_conversation_append_json(cgw_conversation_t *conv, const char *json, siz
     }
     if (!is_message(msg)) {
         json_decref(msg);
-        return cgw_error_set(err, CGW_EINVAL, "a message needs a string \"role\" and a \"content\"");
+        return cgw_error_set(err, CGW_EINVAL,
+                             "a message needs a string \"role\" and a \"content\"");
     }
     rc = cgw_conversation_append(conv, msg);
     json_decref(msg);

@@ -14,15 +14,15 @@
 
 struct cgw_anthropic {
     cgw_ctx_t *ctx;
-    char *url;        /* <base>/v1/messages */
+    char *url; /* <base>/v1/messages */
     cgw_auth_mode_t auth_mode;
-    char *auth_line;  /* "x-api-key: ..." or "Authorization: Bearer ..." */
+    char *auth_line; /* "x-api-key: ..." or "Authorization: Bearer ..." */
     char *model;
     int max_tokens;
     cgw_thinking_t thinking;
     int thinking_budget;
-    char *beta;       /* merged anthropic-beta value, NULL if none */
-    char **headers;   /* extra "Name: value" lines */
+    char *beta;     /* merged anthropic-beta value, NULL if none */
+    char **headers; /* extra "Name: value" lines */
     size_t nheaders;
     struct json_t *extra_body; /* object or NULL */
     int max_retries;

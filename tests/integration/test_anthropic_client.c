@@ -37,8 +37,7 @@ static cgw_buf_t g_logs = CGW_BUF_INIT;
 
 /* ---- the mock process ---------------------------------------------------------------------- */
 
-static void capture_log(cgw_log_level_t level, const char *component, const char *msg,
-                        void *user)
+static void capture_log(cgw_log_level_t level, const char *component, const char *msg, void *user)
 {
     (void)level;
     (void)user;
@@ -163,7 +162,7 @@ struct rec {
     char request_id[128];
     int attempts;
     int events[CGW_LLM_UNKNOWN + 1];
-    cgw_buf_t text;  /* text deltas of the current attempt */
+    cgw_buf_t text; /* text deltas of the current attempt */
     cgw_buf_t thinking;
     cgw_buf_t input;
     char signature[256];
@@ -231,7 +230,8 @@ static void on_done(const cgw_llm_result_t *res, void *user)
         r->message = json_incref((json_t *)res->message);
         assert_ptr_equal(res->usage, json_object_get(res->message, "usage"));
     }
-    snprintf(r->stop_reason, sizeof(r->stop_reason), "%s", res->stop_reason ? res->stop_reason : "");
+    snprintf(r->stop_reason, sizeof(r->stop_reason), "%s",
+             res->stop_reason ? res->stop_reason : "");
     snprintf(r->request_id, sizeof(r->request_id), "%s", res->request_id ? res->request_id : "");
     cgw_anthropic_call_free(r->call);
     r->call = NULL;
@@ -328,8 +328,8 @@ static void test_text_stream(void **state)
     assert_int_equal(r.events[CGW_LLM_MESSAGE_STOP], 1);
     assert_string_equal(r.stop_reason, "end_turn");
     assert_string_equal(block_str(&r, 0, "text"), "Hello there, streaming world!");
-    assert_true(json_integer_value(json_object_get(json_object_get(r.message, "usage"),
-                                                   "output_tokens")) > 0);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(r.message, "usage"), "output_tokens")) > 0);
     rec_free(&r);
 }
 
@@ -400,8 +400,8 @@ static char *script_from_cassette(const char *path, char *sse_path, size_t sse_c
             json_t *keep = json_object();
             json_object_set(keep, "x-should-retry", json_object_get(hdrs, "x-should-retry"));
             char *b = json_dumps(body, JSON_COMPACT);
-            json_array_append_new(turns, json_pack("{s:i, s:o, s:s}", "status", status,
-                                                   "headers", keep, "body", b));
+            json_array_append_new(
+                turns, json_pack("{s:i, s:o, s:s}", "status", status, "headers", keep, "body", b));
             free(b);
         }
     }
@@ -752,7 +752,6 @@ static void test_20_concurrent_streams(void **state)
     cgw_anthropic_free(c);
 }
 
-
 /* ---- a whole tool loop: the assistant turn goes back byte-exact ---------------------------- */
 
 static void test_tool_loop_round_trip(void **state)
@@ -844,7 +843,6 @@ static void test_malformed_stream_not_retried(void **state)
     assert_int_equal(r.attempts, 1);
     rec_free(&r);
 }
-
 
 static void test_wrong_content_type_and_secret_in_error(void **state)
 {

@@ -98,7 +98,8 @@ static void test_system_string_is_cached_block(void **state)
     cgw_conversation_t *conv = NULL;
     cgw_conversation_new(&conv);
     cgw_conversation_append_text(conv, "user", "hi");
-    cgw_anthropic_request_t req = {.conversation = conv, .system = "Be brief. \"quoted\"\n",
+    cgw_anthropic_request_t req = {.conversation = conv,
+                                   .system = "Be brief. \"quoted\"\n",
                                    .tools_json = "[{\"name\":\"t\",\"input_schema\":{\"type\":"
                                                  "\"object\"}}]"};
     json_t *b = body_of(c, &req);
@@ -159,13 +160,13 @@ static void test_spliced_body_equals_tree(void **state)
     cgw_anthropic_request_t req = {.conversation = conv, .system = "sys", .tools_json = tools};
     json_t *spliced = body_of(c, &req);
 
-    json_t *tree = json_pack("{s:s, s:i, s:b, s:[{s:s, s:s, s:{s:s}}], s:{s:s, s:i}, s:{s:s},"
-                             " s:f, s:o, s:o}",
-                             "model", "claude-sonnet-4-5", "max_tokens", 4096, "stream", 1,
-                             "system", "type", "text", "text", "sys", "cache_control", "type",
-                             "ephemeral", "thinking", "type", "enabled", "budget_tokens", 3072,
-                             "metadata", "user_id", "u-1", "temperature", 0.5, "tools",
-                             json_loads(tools, 0, NULL), "messages", msgs);
+    json_t *tree =
+        json_pack("{s:s, s:i, s:b, s:[{s:s, s:s, s:{s:s}}], s:{s:s, s:i}, s:{s:s},"
+                  " s:f, s:o, s:o}",
+                  "model", "claude-sonnet-4-5", "max_tokens", 4096, "stream", 1, "system", "type",
+                  "text", "text", "sys", "cache_control", "type", "ephemeral", "thinking", "type",
+                  "enabled", "budget_tokens", 3072, "metadata", "user_id", "u-1", "temperature",
+                  0.5, "tools", json_loads(tools, 0, NULL), "messages", msgs);
     assert_non_null(tree);
     if (!json_equal(spliced, tree)) {
         char *a = json_dumps(spliced, JSON_COMPACT), *t = json_dumps(tree, JSON_COMPACT);
@@ -232,8 +233,8 @@ static void test_thinking_rule(void **state)
     o.api_key = KEY;
     cgw_anthropic_t *c = client_with(&o);
     /* Budget min(10000, max_tokens - 1024) for the per-request model override. */
-    cgw_anthropic_request_t req = {.conversation = conv, .model = "claude-sonnet-4-5",
-                                   .max_tokens = 32000};
+    cgw_anthropic_request_t req = {
+        .conversation = conv, .model = "claude-sonnet-4-5", .max_tokens = 32000};
     json_t *b = body_of(c, &req);
     json_t *t = json_object_get(b, "thinking");
     assert_string_equal(cgw_json_str(t, "type", ""), "enabled");
@@ -306,9 +307,9 @@ static void test_options_errors(void **state)
     cgw_anthropic_free(c);
     unsetenv("ANTHROPIC_AUTH_TOKEN");
 
-    const char *bad_headers[][1] = {{"x-api-key: other"}, {"Authorization: Bearer z"},
+    const char *bad_headers[][1] = {{"x-api-key: other"},        {"Authorization: Bearer z"},
                                     {"anthropic-version: 2020"}, {"no colon"},
-                                    {"x-a: b\r\nx-b: c"}, {"bad name: v"}};
+                                    {"x-a: b\r\nx-b: c"},        {"bad name: v"}};
     cgw_anthropic_options_init(&o);
     o.api_key = KEY;
     for (size_t i = 0; i < sizeof(bad_headers) / sizeof(bad_headers[0]); i++) {
@@ -391,10 +392,8 @@ static void test_retry_after(void **state)
     /* HTTP date: 1700000000 is Tue, 14 Nov 2023 22:13:20 GMT. */
     assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "Tue, 14 Nov 2023 22:13:30 GMT", now),
                      10000);
-    assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "Tue, 14 Nov 2023 22:13:10 GMT", now),
-                     -1);
-    assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "Tue, 14 Nov 2023 23:13:20 GMT", now),
-                     -1);
+    assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "Tue, 14 Nov 2023 22:13:10 GMT", now), -1);
+    assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "Tue, 14 Nov 2023 23:13:20 GMT", now), -1);
 }
 
 static void test_retry_rules(void **state)

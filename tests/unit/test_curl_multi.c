@@ -80,7 +80,7 @@ struct got {
     CURLcode result;
     long status;
     int data_calls;
-    int free_on_first_data;   /* cancel from inside on_data */
+    int free_on_first_data;    /* cancel from inside on_data */
     struct got *start_on_data; /* start another transfer from inside on_data */
 };
 
