@@ -510,6 +510,10 @@ static int start_attempt(cgw_anthropic_call_t *c)
     CURL *easy = cgw__xfer_easy(x);
     curl_easy_setopt(easy, CURLOPT_URL, c->client->url);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)c->client->connect_timeout_ms);
+    /* HTTP/2 over TLS when offered; calls started together wait for one connection and
+     * multiplex on it instead of each opening its own. */
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     rc = add_headers(c, x);
     char *body = rc == CGW_OK ? cgw__memdup(c->body, c->body_len) : NULL;
     if (rc == CGW_OK && body == NULL) {
