@@ -624,6 +624,27 @@ static void test_hang_hits_turn_timeout(void **state)
     rec_free(&r);
 }
 
+
+static void test_turn_timeout_during_retry_wait(void **state)
+{
+    (void)state;
+    /* The server asks for a 5 s wait; the turn budget of 300 ms ends the call first. */
+    load_script("{\"turns\":[{\"status\":429,\"headers\":{\"retry-after\":\"5\"}},"
+                "{\"text\":\"too late\"}]}");
+    struct rec r = {0};
+    cgw_anthropic_options_t o = default_opts();
+    o.turn_timeout_ms = 300;
+    run_call(&o, "x", &r, 5000);
+    assert_int_equal(r.code, CGW_ETIMEDOUT);
+    assert_int_equal(r.retries, 1);
+    assert_int_equal(r.retry[0].delay_ms, 5000);
+    assert_in_range(r.finished - r.started, 300 - 15, 1500);
+    json_t *reqs = mock_requests();
+    assert_int_equal(json_array_size(reqs), 1);
+    json_decref(reqs);
+    rec_free(&r);
+}
+
 static void test_cut_connection(void **state)
 {
     (void)state;
@@ -971,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_error_event_after_content),
         cmocka_unit_test(test_stall_watchdog),
         cmocka_unit_test(test_hang_hits_turn_timeout),
+        cmocka_unit_test(test_turn_timeout_during_retry_wait),
         cmocka_unit_test(test_cut_connection),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_cancel_mid_stream),
