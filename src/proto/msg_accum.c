@@ -15,6 +15,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "proto/delta_scan.h"
 
 #define ACC_DEFAULT_MAX_BLOCK ((size_t)64 << 20)
 
@@ -42,6 +43,7 @@ struct cgw_msg_accum {
     int failed;
     bool content_started;
     uint64_t events;
+    cgw_buf_t scratch; /* decoded string of a fast-path delta */
 };
 
 /* An event being processed: its name, decoded JSON (borrowed), and the caller's error. */
@@ -93,6 +95,7 @@ void cgw_msg_accum_free(cgw_msg_accum_t *a)
     }
     clear_message(a);
     cgw_free(a->blocks);
+    cgw_buf_free(&a->scratch);
     cgw_free(a);
 }
 
@@ -138,7 +141,11 @@ static int report(cgw_msg_accum_t *a, evctx_t *ec, cgw_msg_ev_t *ev)
     if (a->opts.on_event == NULL) {
         return CGW_OK;
     }
-    ev->raw = ec->ev;
+    /* the three hot delta kinds may be decoded without JSON values (delta_scan.h): never
+     * expose raw for them, so consumers do not depend on which path ran */
+    bool hot = ev->kind == CGW_MSG_EV_TEXT_DELTA || ev->kind == CGW_MSG_EV_THINKING_DELTA ||
+               ev->kind == CGW_MSG_EV_INPUT_DELTA;
+    ev->raw = hot ? NULL : ec->ev;
     ev->name = ec->name;
     int rc = a->opts.on_event(a->opts.user, ev, ec->err);
     if (rc != CGW_OK) {
@@ -303,6 +310,17 @@ static int on_error(cgw_msg_accum_t *a, evctx_t *ec)
 
 /* ---- block events ------------------------------------------------------------------------- */
 
+static int check_open(cgw_msg_accum_t *a, evctx_t *ec, const char *what, json_int_t i,
+                      size_t *out)
+{
+    if ((uint64_t)i >= a->nblocks || !a->blocks[i].open) {
+        return fail(a, ec->err, CGW_EPROTO, "%s for index %lld, which is not an open block", what,
+                    (long long)i);
+    }
+    *out = (size_t)i;
+    return CGW_OK;
+}
+
 /* Reads "index" and checks it names an open block. */
 static int open_block_index(cgw_msg_accum_t *a, evctx_t *ec, const char *what, size_t *out)
 {
@@ -310,13 +328,7 @@ static int open_block_index(cgw_msg_accum_t *a, evctx_t *ec, const char *what, s
     if (!json_is_integer(ix) || json_integer_value(ix) < 0) {
         return fail(a, ec->err, CGW_EPROTO, "%s without a valid \"index\"", what);
     }
-    json_int_t i = json_integer_value(ix);
-    if ((uint64_t)i >= a->nblocks || !a->blocks[i].open) {
-        return fail(a, ec->err, CGW_EPROTO, "%s for index %lld, which is not an open block", what,
-                    (long long)i);
-    }
-    *out = (size_t)i;
-    return CGW_OK;
+    return check_open(a, ec, what, json_integer_value(ix), out);
 }
 
 static buf_kind_t kind_of(const json_t *blk, const char *type)
@@ -440,18 +452,11 @@ static int on_block_stop(cgw_msg_accum_t *a, evctx_t *ec)
     return rc != CGW_OK ? rc : close_block(a, ec, index, false);
 }
 
-/* Appends a delta's string member to the block buffer and reports it. */
-static int append_delta(cgw_msg_accum_t *a, evctx_t *ec, size_t index, const json_t *delta,
-                        const char *key, cgw_msg_ev_kind_t kind)
+/* Appends decoded delta bytes to the block buffer and reports them. */
+static int append_bytes(cgw_msg_accum_t *a, evctx_t *ec, size_t index, const char *p, size_t n,
+                        cgw_msg_ev_kind_t kind)
 {
     block_t *b = &a->blocks[index];
-    json_t *s = json_object_get(delta, key);
-    if (!json_is_string(s)) {
-        return fail(a, ec->err, CGW_EPROTO, "content block %zu: delta without a string \"%s\"",
-                    index, key);
-    }
-    const char *p = json_string_value(s);
-    size_t n = json_string_length(s);
     int rc = cgw_buf_append(&b->buf, p, n);
     if (rc != CGW_OK) {
         return fail(a, ec->err, rc, "content block %zu: more than %zu bytes streamed", index,
@@ -464,6 +469,18 @@ static int append_delta(cgw_msg_accum_t *a, evctx_t *ec, size_t index, const jso
     cgw_msg_ev_t ev = {.kind = kind, .index = index, .block_type = block_type(b),
                        .text = {p, n}};
     return report(a, ec, &ev);
+}
+
+/* Appends a delta's string member to the block buffer and reports it. */
+static int append_delta(cgw_msg_accum_t *a, evctx_t *ec, size_t index, const json_t *delta,
+                        const char *key, cgw_msg_ev_kind_t kind)
+{
+    json_t *s = json_object_get(delta, key);
+    if (!json_is_string(s)) {
+        return fail(a, ec->err, CGW_EPROTO, "content block %zu: delta without a string \"%s\"",
+                    index, key);
+    }
+    return append_bytes(a, ec, index, json_string_value(s), json_string_length(s), kind);
 }
 
 static int set_signature(cgw_msg_accum_t *a, evctx_t *ec, size_t index, json_t *delta)
@@ -644,6 +661,10 @@ static int feed_event(cgw_msg_accum_t *a, cgw_str_t type, const json_t *event, c
 int cgw_msg_accum_feed_json(cgw_msg_accum_t *a, cgw_str_t type, const json_t *event,
                             cgw_error_t *err)
 {
+    if (type.ptr == NULL) {
+        type.ptr = "";
+        type.len = 0;
+    }
     int rc = check_usable(a, err);
     if (rc != CGW_OK) {
         return rc;
@@ -705,6 +726,32 @@ static int feed_empty(cgw_msg_accum_t *a, cgw_str_t type, cgw_error_t *err)
     return fail(a, err, CGW_EJSON, "%.*s event without data", name_len(type), type.ptr);
 }
 
+/* A delta recognised by cgw__delta_scan: same checks and effects as on_block_delta. */
+static int feed_fast(cgw_msg_accum_t *a, const cgw_delta_t *d, cgw_error_t *err)
+{
+    static const struct {
+        buf_kind_t need;
+        cgw_msg_ev_kind_t kind;
+        const char *name;
+    } map[] = {
+        [CGW_DELTA_TEXT] = {BUF_TEXT, CGW_MSG_EV_TEXT_DELTA, "text_delta"},
+        [CGW_DELTA_THINKING] = {BUF_THINKING, CGW_MSG_EV_THINKING_DELTA, "thinking_delta"},
+        [CGW_DELTA_INPUT] = {BUF_INPUT, CGW_MSG_EV_INPUT_DELTA, "input_json_delta"},
+    };
+    evctx_t ec = {{"content_block_delta", 19}, NULL, err};
+    size_t i = 0;
+    int rc = check_open(a, &ec, "content_block_delta", (json_int_t)d->index, &i);
+    if (rc == CGW_OK) {
+        rc = check_fit(a, &ec, i, map[d->kind].name, map[d->kind].need);
+    }
+    if (rc == CGW_OK) {
+        rc = append_bytes(a, &ec, i, a->scratch.data ? a->scratch.data : "", a->scratch.len,
+                          map[d->kind].kind);
+    }
+    a->events += rc == CGW_OK;
+    return rc;
+}
+
 static bool only_space(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -718,12 +765,22 @@ static bool only_space(const char *s, size_t n)
 int cgw_msg_accum_feed(cgw_msg_accum_t *a, cgw_str_t type, const char *data, size_t len,
                        cgw_error_t *err)
 {
+    if (type.ptr == NULL) {
+        type.ptr = "";
+        type.len = 0;
+    }
     int rc = check_usable(a, err);
     if (rc != CGW_OK) {
         return rc;
     }
     if (len == 0 || only_space(data, len)) {
         return feed_empty(a, type, err);
+    }
+    if (a->state == ST_STARTED && (type.len == 0 || name_is(type, "content_block_delta"))) {
+        cgw_delta_t d;
+        if (cgw__delta_scan(data, len, &d, &a->scratch)) {
+            return feed_fast(a, &d, err);
+        }
     }
     json_error_t je;
     json_t *ev = json_loadb(data, len, JSON_ALLOW_NUL, &je);

@@ -41,7 +41,9 @@
  * column in err). Failures are sticky until cgw_msg_accum_reset().
  *
  * Performance: deltas are appended to per-block byte buffers; the JSON strings are built
- * once, when the block stops or when the message is read, so a long text costs O(n).
+ * once, when the block stops or when the message is read, so a long text costs O(n). The
+ * text/thinking/input_json deltas in the API's exact shape are decoded without building JSON
+ * values (proto/delta_scan.h); any other shape takes the general jansson path.
  *
  * Not thread-safe; one accumulator per stream, used from one thread. Callbacks run
  * synchronously inside cgw_msg_accum_feed()/finish(), so on whatever thread/loop calls them.
@@ -84,8 +86,9 @@ typedef struct cgw_msg_ev {
     const char *block_type; /**< "text", "tool_use", ... for block events, else NULL */
     cgw_str_t text;         /**< delta bytes for TEXT/THINKING/SIGNATURE/INPUT, else empty */
     const json_t *block;    /**< see the kinds above, else NULL */
-    const json_t *raw;      /**< the whole decoded event (NULL for UNKNOWN events whose data
-                                 is not JSON) */
+    const json_t *raw;      /**< the whole decoded event; always NULL for TEXT, THINKING and
+                                 INPUT deltas (decoded on a fast path without JSON values,
+                                 use `text`) and for UNKNOWN events whose data is not JSON */
     cgw_str_t name;         /**< the event type as dispatched */
 } cgw_msg_ev_t;
 
