@@ -69,6 +69,11 @@ static void test_script_refusals(void **state)
         {"[{\"status\": 500, \"body\": 1}]", "'body' must be a string"},
         {"{\"when_exhausted\": \"loop\", \"turns\": []}", "'when_exhausted'"},
         {"[{\"replay\": \"/nonexistent/x.sse\"}]", "cannot open /nonexistent/x.sse"},
+        {"[{\"response\": 3}]", "turn 1: 'response' must be an object"},
+        {"[{\"response\": {\"status\": 100}}]", "status of 200..599"},
+        {"[{\"response\": {\"headers\": 5}}]", "'response' headers"},
+        {"[{\"response\": {\"headers\": {\"a\": true}}}]", "'response' headers"},
+        {"[{\"response\": {\"headers\": [[1, \"x\"]]}}]", "'response' headers"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *doc = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
@@ -173,6 +178,43 @@ static void test_capture_parse(void **state)
         assert_int_equal(cgw__mock_capture_parse(bad[i], strlen(bad[i]), &c, &err), CGW_ECONFIG);
         assert_null(c);
     }
+}
+
+static void test_response_turns(void **state)
+{
+    (void)state;
+    cgw__mock_script_t *s = parse_ok(
+        "[{\"response\": {\"status\": 201, \"headers\": {\"x-n\": 5, \"Content-Length\": \"9\"},"
+        " \"body\": {\"a\": 1}}},"
+        " {\"response\": {\"headers\": [\"x-a\", \"1\", \"x-b\", \"2\"], \"body\": \"raw\"}},"
+        " {\"response\": {\"headers\": [[\"x-c\", \"3\"]]}}]");
+    cgw__mock_capture_t *c = s->turns[0].replay;
+    assert_int_equal(c->status, 201);
+    assert_int_equal(json_array_size(c->headers), 1); /* content-length is evhttp's to set */
+    assert_string_equal(json_string_value(json_array_get(json_array_get(c->headers, 0), 1)), "5");
+    assert_string_equal(c->body, "{\"a\":1}");
+    assert_int_equal(s->turns[1].replay->status, 200);
+    assert_int_equal(json_array_size(s->turns[1].replay->headers), 2);
+    assert_string_equal(s->turns[1].replay->body, "raw");
+    assert_int_equal(s->turns[2].replay->body_len, 0);
+    cgw__mock_script_free(s);
+
+    /* Recorded exchange lists become one response turn each; other JSON does not. */
+    json_t *doc = json_loads("[{\"request\": {}, \"response\": {\"status_code\": 429, \"headers\":"
+                             " {}, \"body\": {}}}, {\"status\": 200, \"rawHeaders\": [],"
+                             " \"response\": {\"id\": \"m\"}}]",
+                             0, NULL);
+    json_t *script = cgw__mock_exchanges_script(doc);
+    assert_non_null(script);
+    json_t *turns = json_object_get(script, "turns");
+    assert_int_equal(json_array_size(turns), 2);
+    assert_string_equal(cgw_json_str(json_array_get(turns, 1), "name", ""), "exchange-2");
+    json_decref(script);
+    json_decref(doc);
+    doc = json_loads("[{\"text\": \"a\"}]", 0, NULL);
+    assert_null(cgw__mock_exchanges_script(doc));
+    json_decref(doc);
+    assert_null(cgw__mock_exchanges_script(NULL));
 }
 
 static void test_sse_frames(void **state)
@@ -505,6 +547,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_script_refusals),  cmocka_unit_test(test_script_load_errors),
         cmocka_unit_test(test_script_defaults),  cmocka_unit_test(test_capture_parse),
+        cmocka_unit_test(test_response_turns),
         cmocka_unit_test(test_sse_frames),       cmocka_unit_test(test_sse_harvest),
         cmocka_unit_test(test_plan_faults),      cmocka_unit_test(test_turn_message),
         cmocka_unit_test(test_check_body),       cmocka_unit_test(test_last_user_text),
