@@ -799,6 +799,20 @@ static void test_tool_result_check(void **state)
     assert_true(strncmp(m, "messages.4.content.1: unexpected `tool_use_id`", 46) == 0);
     json_decref(j);
     resp_free(r);
+    /* The converse: tool_use blocks left unanswered by the next message. */
+    const char *unanswered =
+        "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+        "\"name\":\"t\",\"input\":{}},{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"t\","
+        "\"input\":{}},{\"type\":\"tool_use\",\"id\":\"toolu_3\",\"name\":\"t\",\"input\":{}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_2\","
+        "\"content\":\"r\"}]}]}";
+    r = post_messages(unanswered, 0);
+    assert_api_error(r, 400, "invalid_request_error",
+                     "messages.1: `tool_use` ids were found without `tool_result` blocks "
+                     "immediately after: toolu_1, toolu_3. Each `tool_use` block must have a "
+                     "corresponding `tool_result` block in the next message.");
+    resp_free(r);
 }
 
 static void test_routes(void **state)
