@@ -14,6 +14,8 @@
 
 #include "core/alloc.h"
 #include "core/json.h"
+#include "proto/msg_accum.h"
+#include "proto/sse_parser.h"
 #include "server/mock_check.h"
 #include "server/mock_script.h"
 #include "testutil.h"
@@ -318,6 +320,78 @@ static void test_plan_faults(void **state)
     cgw__mock_script_free(s);
 }
 
+/* Streams the plan of turn `t` through the project's SSE parser and Message accumulator;
+ * returns the accumulation's result code and the message (new reference) in *msg. */
+static int accumulate(const cgw__mock_turn_t *t, json_t **msg, cgw_error_t *err)
+{
+    cgw__mock_plan_t *p = NULL;
+    assert_int_equal(cgw__mock_plan_stream(t, "claude-x", "msg_7", &p), CGW_OK);
+    cgw_msg_accum_t *acc = NULL;
+    assert_int_equal(cgw_msg_accum_new(NULL, &acc), CGW_OK);
+    cgw_sse_parser_options_t po;
+    cgw_sse_parser_options_init(&po);
+    po.on_event = cgw_msg_accum_sse_cb;
+    po.user = acc;
+    cgw_sse_parser_t *sp = NULL;
+    assert_int_equal(cgw_sse_parser_new(&po, &sp), CGW_OK);
+    int rc = CGW_OK;
+    for (size_t i = 0; rc == CGW_OK && i < p->nframes; i++) {
+        rc = cgw_sse_parser_feed(sp, p->frames[i].bytes, p->frames[i].len, err);
+    }
+    rc = rc == CGW_OK ? cgw_sse_parser_finish(sp, err) : rc;
+    rc = rc == CGW_OK ? cgw_msg_accum_finish(acc, err) : rc;
+    *msg = json_incref((json_t *)cgw_msg_accum_message(acc));
+    cgw_sse_parser_free(sp);
+    cgw_msg_accum_free(acc);
+    cgw__mock_plan_free(p);
+    return rc;
+}
+
+static void test_stream_matches_message(void **state)
+{
+    (void)state;
+    /* The streamed answer and the non-streamed one come from the same turn: accumulating the
+     * stream must give exactly the Message. */
+    cgw__mock_script_t *s = parse_ok(
+        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", \"chunks\": 4},"
+        "  {\"type\": \"redacted_thinking\", \"data\": \"RD\"},"
+        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"]},"
+        "  {\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\","
+        "   \"input\": {\"x\": [1, {\"y\": \"\\u2603\"}], \"z\": null}, \"chunks\": 7},"
+        "  {\"type\": \"tool_use\", \"name\": \"g\"},"
+        "  {\"type\": \"web_search_tool_result\", \"tool_use_id\": \"s1\", \"content\": []}],"
+        " \"stop_sequence\": \"END\", \"stop_reason\": \"stop_sequence\","
+        " \"usage\": {\"input_tokens\": 50, \"cache_read_input_tokens\": 7, \"output_tokens\": 9}},"
+        " {\"text\": \"\", \"model\": \"other\", \"id\": \"msg_own\", \"ping\": false},"
+        " {\"text\": \"abc\", \"chunks\": 3, \"error_event\": 2},"
+        " {\"text\": \"abc\", \"chunks\": 3, \"cut\": 1}]");
+    for (size_t i = 0; i < 2; i++) {
+        json_t *got = NULL;
+        cgw_error_t err;
+        cgw_error_clear(&err);
+        if (accumulate(&s->turns[i], &got, &err) != CGW_OK) {
+            fail_msg("turn %zu: %s", i + 1, err.message);
+        }
+        json_t *want = cgw__mock_turn_message(&s->turns[i], "claude-x", "msg_7");
+        if (!json_equal(got, want)) {
+            char *g = json_dumps(got, JSON_SORT_KEYS), *w = json_dumps(want, JSON_SORT_KEYS);
+            fail_msg("turn %zu:\n got %s\nwant %s", i + 1, g, w);
+        }
+        json_decref(got);
+        json_decref(want);
+    }
+    /* The faults look like the API's to a real client: an error event, a truncated stream. */
+    json_t *got = NULL;
+    cgw_error_t err;
+    cgw_error_clear(&err);
+    assert_int_equal(accumulate(&s->turns[2], &got, &err), CGW_EAPI);
+    assert_string_equal(err.type, "overloaded_error");
+    json_decref(got);
+    assert_int_equal(accumulate(&s->turns[3], &got, &err), CGW_ETRUNCATED);
+    json_decref(got);
+    cgw__mock_script_free(s);
+}
+
 static void test_turn_message(void **state)
 {
     (void)state;
@@ -550,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_response_turns),
         cmocka_unit_test(test_sse_frames),       cmocka_unit_test(test_sse_harvest),
         cmocka_unit_test(test_plan_faults),      cmocka_unit_test(test_turn_message),
+        cmocka_unit_test(test_stream_matches_message),
         cmocka_unit_test(test_check_body),       cmocka_unit_test(test_last_user_text),
         cmocka_unit_test(test_in_process_server), cmocka_unit_test(test_new_refusals),
     };
