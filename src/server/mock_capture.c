@@ -114,6 +114,122 @@ static int parse_head(const char *data, size_t len, size_t *pos, cgw__mock_captu
     return CGW_OK; /* headers only, empty body */
 }
 
+static int add_header_json(json_t *headers, const json_t *name, const json_t *value)
+{
+    char num[32];
+    if (!json_is_string(name)) {
+        return CGW_ECONFIG;
+    }
+    if (json_is_number(value)) {
+        snprintf(num, sizeof(num), "%.17g", json_number_value(value));
+    } else if (!json_is_string(value)) {
+        return CGW_ECONFIG;
+    }
+    const char *n = json_string_value(name);
+    if (hop_by_hop(n, strlen(n))) {
+        return CGW_OK;
+    }
+    json_t *pair = json_pack("[s,s]", n, json_is_string(value) ? json_string_value(value) : num);
+    return pair != NULL && json_array_append_new(headers, pair) == 0 ? CGW_OK : CGW_ENOMEM;
+}
+
+/* Headers as {name: value}, [[name, value], ...] or nock's flat [name, value, ...]. */
+static int headers_from_json(const json_t *h, json_t *out)
+{
+    const char *k;
+    const json_t *v;
+    size_t i;
+    int rc = CGW_OK;
+    if (json_is_object(h)) {
+        json_object_foreach ((json_t *)h, k, v) {
+            json_t *name = json_string(k);
+            rc = rc == CGW_OK ? add_header_json(out, name, v) : rc;
+            json_decref(name);
+        }
+    } else if (json_is_array(h) && json_is_array(json_array_get(h, 0))) {
+        json_array_foreach (h, i, v) {
+            rc = rc == CGW_OK ? add_header_json(out, json_array_get(v, 0), json_array_get(v, 1))
+                              : rc;
+        }
+    } else if (json_is_array(h)) {
+        for (i = 0; rc == CGW_OK && i + 1 < json_array_size(h); i += 2) {
+            rc = add_header_json(out, json_array_get(h, i), json_array_get(h, i + 1));
+        }
+    } else if (h != NULL) {
+        rc = CGW_ECONFIG;
+    }
+    return rc;
+}
+
+int cgw__mock_capture_from_json(const json_t *resp, cgw__mock_capture_t **out, cgw_error_t *err)
+{
+    const json_t *body = json_object_get(resp, "body");
+    int status = (int)cgw_json_int(resp, "status", 200);
+    if (!json_is_object(resp) || status < 200 || status > 599) {
+        return cgw_error_set(err, CGW_ECONFIG,
+                             "'response' must be an object with a status of 200..599");
+    }
+    cgw__mock_capture_t *c = cgw__calloc(1, sizeof(*c));
+    int rc = c != NULL && (c->headers = json_array()) != NULL ? CGW_OK : CGW_ENOMEM;
+    rc = rc == CGW_OK ? headers_from_json(json_object_get(resp, "headers"), c->headers) : rc;
+    if (rc == CGW_OK && json_is_string(body)) {
+        c->body_len = json_string_length(body);
+        c->body = cgw__memdup(json_string_value(body), c->body_len);
+    } else if (rc == CGW_OK) {
+        c->body = body != NULL ? cgw_json_dump(body, &c->body_len) : cgw__strdup("");
+    }
+    rc = rc == CGW_OK && c->body == NULL ? CGW_ENOMEM : rc;
+    if (rc != CGW_OK) {
+        cgw__mock_capture_free(c);
+        return rc == CGW_ENOMEM ? cgw_error_set(err, rc, "out of memory")
+                                : cgw_error_set(err, rc, "'response' headers: a name-value "
+                                                         "object or list of strings");
+    }
+    c->status = status;
+    *out = c;
+    return CGW_OK;
+}
+
+/* One exchange of the Python snapshots or of nock as a "response" turn, or NULL. */
+static json_t *exchange_turn(const json_t *x, size_t i)
+{
+    const json_t *r = json_object_get(x, "response");
+    const json_t *status = json_object_get(r, "status_code");
+    json_t *resp = NULL;
+    if (json_is_integer(status)) {
+        resp = json_pack("{s:O,s:O*,s:O*}", "status", status, "headers",
+                         json_object_get(r, "headers"), "body", json_object_get(r, "body"));
+    } else if (json_is_integer(json_object_get(x, "status")) && r != NULL) {
+        resp = json_pack("{s:O,s:O*,s:O}", "status", json_object_get(x, "status"), "headers",
+                         json_object_get(x, "rawHeaders"), "body", r);
+    }
+    if (resp == NULL) {
+        return NULL;
+    }
+    char name[32];
+    snprintf(name, sizeof(name), "exchange-%zu", i + 1);
+    return json_pack("{s:s,s:o}", "name", name, "response", resp);
+}
+
+json_t *cgw__mock_exchanges_script(const json_t *doc)
+{
+    if (!json_is_array(doc) || json_array_size(doc) == 0) {
+        return NULL;
+    }
+    json_t *turns = json_array();
+    size_t i;
+    const json_t *x;
+    json_array_foreach (doc, i, x) {
+        json_t *t = exchange_turn(x, i);
+        if (t == NULL) {
+            json_decref(turns);
+            return NULL;
+        }
+        json_array_append_new(turns, t);
+    }
+    return json_pack("{s:s,s:o}", "when_exhausted", "cycle", "turns", turns);
+}
+
 int cgw__mock_capture_parse(const char *data, size_t len, cgw__mock_capture_t **out,
                             cgw_error_t *err)
 {

@@ -3,7 +3,8 @@
  * The API merges consecutive messages of the same role before checking them, so positions in
  * its messages refer to the merged list: in the recorded 400 of the fixtures (a user text
  * message followed by a user tool_result message) the culprit is "messages.0.content.1". We do
- * the same. Field errors use the API's "<path>: <problem>" wording. */
+ * the same. Field errors use the API's "<path>: <problem>" wording; the tool_use/tool_result
+ * messages are the API's, as recorded in the fixtures and reported in public issues. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +126,49 @@ static bool has_tool_use(const json_t *msg, const char *id)
     return false;
 }
 
+static bool has_tool_result(const json_t *msg, const char *id)
+{
+    size_t j;
+    const json_t *blk;
+    json_array_foreach (json_object_get(msg, "content"), j, blk) {
+        if (strcmp(cgw_json_str(blk, "type", ""), "tool_result") == 0 &&
+            strcmp(cgw_json_str(blk, "tool_use_id", ""), id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* An assistant message's tool_use blocks must all be answered in the next message (a last
+ * assistant message is a prefill and needs no answer yet). */
+static int check_answered(const json_t *merged, size_t k, cgw__mock_reject_t *rej)
+{
+    const json_t *next = json_array_get(merged, k + 1);
+    if (next == NULL) {
+        return 0;
+    }
+    cgw_buf_t missing = CGW_BUF_INIT;
+    size_t j;
+    const json_t *blk;
+    json_array_foreach (json_object_get(json_array_get(merged, k), "content"), j, blk) {
+        const char *id = cgw_json_str(blk, "id", "");
+        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
+            !has_tool_result(next, id)) {
+            cgw_buf_appendf(&missing, "%s%s", missing.len > 0 ? ", " : "", id);
+        }
+    }
+    int rc = 0;
+    if (missing.len > 0) {
+        rc = reject(rej,
+                    "messages.%zu: `tool_use` ids were found without `tool_result` blocks "
+                    "immediately after: %s. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message.",
+                    k, missing.data);
+    }
+    cgw_buf_free(&missing);
+    return rc;
+}
+
 static int check_tool_results(const json_t *merged, size_t k, cgw__mock_reject_t *rej)
 {
     const json_t *prev = k > 0 ? json_array_get(merged, k - 1) : NULL;
@@ -192,6 +236,7 @@ static int check_conversation(const json_t *msgs, const json_t *issued, cgw__moc
             rc = check_tool_results(merged, k, rej);
         } else {
             rc = check_thinking(m, k, issued, rej);
+            rc = rc == 0 ? check_answered(merged, k, rej) : rc;
         }
     }
     json_decref(merged);

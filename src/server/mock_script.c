@@ -473,6 +473,19 @@ static int parse_turn(struct parse *p, const json_t *spec, cgw__mock_turn_t *t)
     if (replay != NULL) {
         return read_replay(p, replay, t);
     }
+    const json_t *resp = json_object_get(spec, "response");
+    if (resp != NULL) {
+        cgw_error_t why;
+        cgw_error_clear(&why);
+        rc = cgw__mock_capture_from_json(resp, &t->replay, &why);
+        if (rc == CGW_ECONFIG) {
+            return bad(p, why.message);
+        }
+        if (rc == CGW_OK) {
+            cgw__mock_sse_harvest(t->replay->body, t->replay->body_len, t->issued);
+        }
+        return rc;
+    }
     if (t->status != 200) {
         return parse_error_turn(p, spec, t);
     }
@@ -599,6 +612,21 @@ static int script_of(json_t *doc, cgw__mock_script_t **out, cgw_error_t *err)
 
 int cgw__mock_script_replay(const char *path, cgw__mock_script_t **out, cgw_error_t *err)
 {
+    /* A JSON list of recorded exchanges is served exchange by exchange; anything else is one
+     * recorded response. */
+    char *data = NULL;
+    size_t len = 0;
+    int rc = cgw__mock_read_file(path, &data, &len, err);
+    if (rc != CGW_OK) {
+        return rc;
+    }
+    json_t *doc = json_loadb(data, len, 0, NULL);
+    json_t *script = cgw__mock_exchanges_script(doc);
+    json_decref(doc);
+    cgw_free(data);
+    if (script != NULL) {
+        return script_of(script, out, err);
+    }
     return script_of(json_pack("{s:s,s:[{s:s,s:s}]}", "when_exhausted", "cycle", "turns",
                                "name", "replay", "replay", path),
                      out, err);

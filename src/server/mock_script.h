@@ -109,6 +109,17 @@ int cgw__mock_capture_parse(const char *data, size_t len, cgw__mock_capture_t **
                             cgw_error_t *err);
 void cgw__mock_capture_free(cgw__mock_capture_t *c);
 
+/* Builds a recording from a turn's "response" object: {"status": N (default 200), "headers":
+ * {name: value} | [[name, value], ...] | [name, value, name, value, ...], "body": string, or
+ * any JSON value (sent compact)}. Returns CGW_OK, CGW_ECONFIG or CGW_ENOMEM. */
+int cgw__mock_capture_from_json(const json_t *resp, cgw__mock_capture_t **out, cgw_error_t *err);
+
+/* When `doc` is a list of recorded HTTP exchanges (the SDKs' formats: Python inline snapshots
+ * [{"request", "response": {"status_code", "headers", "body"}}], nock [{"status",
+ * "rawHeaders", "response"}]), returns a script document (new reference) with one "response"
+ * turn per exchange, in order, cycling. Otherwise NULL. */
+json_t *cgw__mock_exchanges_script(const json_t *doc);
+
 /* Splits an SSE body into frames (each ends after its blank line; a last unterminated frame is
  * kept). Fills offsets of frame ends into a new array (caller frees with cgw_free) and returns
  * the count, or -1 when out of memory. */

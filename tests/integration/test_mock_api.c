@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "core/json.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -798,6 +799,20 @@ static void test_tool_result_check(void **state)
     assert_true(strncmp(m, "messages.4.content.1: unexpected `tool_use_id`", 46) == 0);
     json_decref(j);
     resp_free(r);
+    /* The converse: tool_use blocks left unanswered by the next message. */
+    const char *unanswered =
+        "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+        "\"name\":\"t\",\"input\":{}},{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"t\","
+        "\"input\":{}},{\"type\":\"tool_use\",\"id\":\"toolu_3\",\"name\":\"t\",\"input\":{}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_2\","
+        "\"content\":\"r\"}]}]}";
+    r = post_messages(unanswered, 0);
+    assert_api_error(r, 400, "invalid_request_error",
+                     "messages.1: `tool_use` ids were found without `tool_result` blocks "
+                     "immediately after: toolu_1, toolu_3. Each `tool_use` block must have a "
+                     "corresponding `tool_result` block in the next message.");
+    resp_free(r);
 }
 
 static void test_routes(void **state)
@@ -968,6 +983,45 @@ static void test_replay_capture(void **state)
     assert_int_equal(server_stop(&s), 0);
 }
 
+static void test_replay_exchanges(void **state)
+{
+    (void)state;
+    /* The SDK's recorded retry run: 429, 429, then a 200 stream; served in that order. */
+    char path[1024];
+    snprintf(path, sizeof(path),
+             "%s/fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/__inline_snapshot__/"
+             "test_messages/TestAsyncStream/a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json",
+             cgw_test_shared_dir());
+    const char *args[] = {"--replay", path, NULL};
+    server_t s;
+    assert_int_equal(server_start(&s, args), 0);
+    for (int i = 0; i < 2; i++) {
+        resp_t *r = http("POST", s.addr, "/v1/messages", stream_req, -1, api_headers, 0);
+        assert_int_equal(r->status, 429);
+        assert_string_equal(header(r, "x-should-retry"), "true");
+        json_t *j = body_json(r);
+        assert_string_equal(cgw_json_str(json_object_get(j, "error"), "type", ""),
+                            "rate_limit_error");
+        assert_true(strncmp(cgw_json_str(j, "request_id", ""), "req_011CYK5n", 12) == 0);
+        json_decref(j);
+        resp_free(r);
+    }
+    resp_t *r = http("POST", s.addr, "/v1/messages", stream_req, -1, api_headers, 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(header(r, "content-type"), "text/event-stream; charset=utf-8");
+    sse_t *ev = sse_parse(r->body);
+    assert_string_equal(ev->name[0], "message_start");
+    assert_string_equal(ev->name[ev->n - 1], "message_stop");
+    sse_free(ev);
+    resp_free(r);
+    r = http("GET", s.addr, "/_mock/stats", NULL, 0, NULL, 0);
+    json_t *st = body_json(r);
+    assert_int_equal(cgw_json_int(json_object_get(st, "by_turn"), "exchange-3", 0), 1);
+    json_decref(st);
+    resp_free(r);
+    assert_int_equal(server_stop(&s), 0);
+}
+
 static void test_oversized_body(void **state)
 {
     (void)state;
@@ -1067,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_stats_requests_reset),
         cmocka_unit_test(test_replay_sse),
         cmocka_unit_test(test_replay_capture),
+        cmocka_unit_test(test_replay_exchanges),
         cmocka_unit_test(test_oversized_body),
         cmocka_unit_test(test_bad_command_lines),
     };
