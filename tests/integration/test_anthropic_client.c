@@ -44,9 +44,12 @@ static void capture_log(cgw_log_level_t level, const char *component, const char
     cgw_buf_appendf(&g_logs, "[%s] %s\n", component ? component : "", msg);
 }
 
-static int start_mock(void)
+/* Spawns `claude-gateway mock-api --listen 127.0.0.1:0 [extra...]`, reads its address into
+ * `base`. Returns the pid or -1. */
+static pid_t spawn_mock(const char *extra1, const char *extra2, char *base, size_t cap)
 {
     int out[2];
+    pid_t pid = -1;
     if (pipe(out) != 0) {
         return -1;
     }
@@ -54,29 +57,37 @@ static int start_mock(void)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    char a0[512], a1[] = "mock-api", a2[] = "--listen", a3[] = "127.0.0.1:0";
+    char a0[512], a1[] = "mock-api", a2[] = "--listen", a3[] = "127.0.0.1:0", a4[64], a5[1024];
     snprintf(a0, sizeof(a0), "%s", cgw_test_gateway_bin());
-    char *argv[] = {a0, a1, a2, a3, NULL};
-    int rc = posix_spawn(&g_mock_pid, argv[0], &fa, NULL, argv, environ);
+    snprintf(a4, sizeof(a4), "%s", extra1 ? extra1 : "");
+    snprintf(a5, sizeof(a5), "%s", extra2 ? extra2 : "");
+    char *argv[] = {a0, a1, a2, a3, extra1 ? a4 : NULL, a5, NULL};
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
-    if (rc != 0) {
-        close(out[0]);
-        return -1;
-    }
     char line[256];
     size_t n = 0;
-    while (n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n') {
+    while (rc == 0 && n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n') {
         n++;
     }
     line[n] = '\0';
     close(out[0]);
     const char *addr = strstr(line, "listening on ");
-    if (addr == NULL) {
+    if (rc != 0 || addr == NULL) {
+        if (pid > 0) {
+            kill(pid, SIGTERM);
+            waitpid(pid, NULL, 0);
+        }
         return -1;
     }
-    snprintf(g_base, sizeof(g_base), "http://%s", addr + strlen("listening on "));
-    return 0;
+    snprintf(base, cap, "http://%s", addr + strlen("listening on "));
+    return pid;
+}
+
+static int start_mock(void)
+{
+    g_mock_pid = spawn_mock(NULL, NULL, g_base, sizeof(g_base));
+    return g_mock_pid > 0 ? 0 : -1;
 }
 
 static int group_setup(void **state)
@@ -450,6 +461,39 @@ static void test_recorded_429_429_200(void **state)
     rec_free(&r);
 }
 
+/* The same recording served by `mock-api --replay` as a list of exchanges, one per request. */
+static void test_recorded_429_429_200_replayed(void **state)
+{
+    (void)state;
+    char path[1024], base[128];
+    snprintf(path, sizeof(path),
+             "%s/fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/"
+             "__inline_snapshot__/test_messages/TestAsyncStream/"
+             "a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json",
+             cgw_test_shared_dir());
+    pid_t pid = spawn_mock("--replay", path, base, sizeof(base));
+    assert_true(pid > 0);
+    struct rec r = {0};
+    cgw_anthropic_options_t o = default_opts();
+    o.base_url = base;
+    run_call(&o, "Extract order IDs", &r, 10000);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(r.code, CGW_OK);
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(r.retries, 2);
+    assert_int_equal(r.retry_err[0].http_status, 429);
+    assert_int_equal(r.retry_err[1].http_status, 429);
+    assert_string_equal(r.retry_err[1].type, "rate_limit_error");
+    assert_in_range(r.retry[0].delay_ms, 375, 500);
+    assert_in_range(r.retry[1].delay_ms, 750, 1000);
+    /* The recorded answer: a JSON array of the order ids, usage from message_delta. */
+    assert_non_null(strstr(r.text.data, "12345"));
+    assert_non_null(strstr(r.text.data, "67890"));
+    assert_true(cgw_json_int(json_object_get(r.message, "usage"), "input_tokens", 0) > 0);
+    rec_free(&r);
+}
+
 static void test_529_then_success_honours_retry_after(void **state)
 {
     (void)state;
@@ -623,7 +667,6 @@ static void test_hang_hits_turn_timeout(void **state)
     assert_in_range(r.finished - r.started, 400 - 15, 2000);
     rec_free(&r);
 }
-
 
 static void test_turn_timeout_during_retry_wait(void **state)
 {
@@ -985,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_thinking_and_signature),
         cmocka_unit_test(test_tool_use),
         cmocka_unit_test(test_recorded_429_429_200),
+        cmocka_unit_test(test_recorded_429_429_200_replayed),
         cmocka_unit_test(test_529_then_success_honours_retry_after),
         cmocka_unit_test(test_should_retry_header_overrides),
         cmocka_unit_test(test_retries_exhausted),
