@@ -58,6 +58,13 @@ CGW_EXTERN int cgw_conversation_append_json(cgw_conversation_t *conv, const char
 CGW_EXTERN int cgw_conversation_append_text(cgw_conversation_t *conv, const char *role,
                                             const char *text);
 
+/** Appends the assistant turn of a final Message as returned by a call (borrowed):
+ *  {"role":"assistant","content": message.content}, content kept exactly as received (thinking
+ *  signatures and redacted_thinking included), as the API requires when it is sent back.
+ *  CGW_OK; CGW_EINVAL when `message` has no "content" array; CGW_ENOMEM. */
+CGW_EXTERN int cgw_conversation_append_reply(cgw_conversation_t *conv,
+                                             const struct json_t *message);
+
 /** Number of messages. */
 CGW_EXTERN size_t cgw_conversation_count(const cgw_conversation_t *conv);
 

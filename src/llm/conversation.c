@@ -113,6 +113,21 @@ int cgw_conversation_append_text(cgw_conversation_t *conv, const char *role, con
     return rc;
 }
 
+int cgw_conversation_append_reply(cgw_conversation_t *conv, const json_t *message)
+{
+    json_t *content = json_object_get(message, "content");
+    if (!json_is_array(content)) {
+        return CGW_EINVAL;
+    }
+    json_t *msg = json_pack("{s:s, s:O}", "role", "assistant", "content", content);
+    if (msg == NULL) {
+        return CGW_ENOMEM;
+    }
+    int rc = cgw_conversation_append(conv, msg);
+    json_decref(msg);
+    return rc;
+}
+
 size_t cgw_conversation_count(const cgw_conversation_t *conv)
 {
     return conv != NULL ? conv->count : 0;

@@ -837,10 +837,7 @@ static void test_tool_loop_round_trip(void **state)
     assert_int_equal(r.code, CGW_OK);
     assert_string_equal(r.stop_reason, "tool_use");
     /* Append the assistant message as received, then the tool result. */
-    json_t *assistant = json_pack("{s:s, s:O}", "role", "assistant", "content",
-                                  json_object_get(r.message, "content"));
-    assert_int_equal(cgw_conversation_append(conv, assistant), CGW_OK);
-    json_decref(assistant);
+    assert_int_equal(cgw_conversation_append_reply(conv, r.message), CGW_OK);
     const char *result = "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
                          "\"tool_use_id\":\"toolu_loop\",\"content\":\"42\"}]}";
     assert_int_equal(cgw_conversation_append_json(conv, result, strlen(result), NULL), CGW_OK);

@@ -177,6 +177,16 @@ static void test_spliced_body_equals_tree(void **state)
     assert_non_null(memmem(m1.ptr, m1.len, "9007199254740993", 16));
     assert_non_null(memmem(m1.ptr, m1.len, "EqQBCkYIAxgCIkD+/==", 19));
     assert_null(cgw_conversation_get(conv, 3).ptr);
+    /* A reply becomes an assistant message with the content as received. */
+    json_t *reply = json_loads("{\"id\":\"msg_1\",\"type\":\"message\",\"role\":"
+                               "\"assistant\",\"content\":[{\"type\":\"redacted_thinking\","
+                               "\"data\":\"EmwKAhgB\"}],\"usage\":{}}",
+                               0, NULL);
+    assert_int_equal(cgw_conversation_append_reply(conv, reply), CGW_OK);
+    cgw_str_t m3 = cgw_conversation_get(conv, 3);
+    assert_string_equal(m3.ptr, "{\"role\":\"assistant\",\"content\":[{\"type\":"
+                                "\"redacted_thinking\",\"data\":\"EmwKAhgB\"}]}");
+    json_decref(reply);
     cgw_conversation_truncate(conv, 1);
     assert_int_equal(cgw_conversation_count(conv), 1);
     json_decref(spliced);
@@ -197,6 +207,10 @@ static void test_conversation_rejects_bad_messages(void **state)
                      CGW_EINVAL);
     assert_int_equal(cgw_conversation_append_text(conv, "user", "\xff\xfe"), CGW_EINVAL);
     assert_int_equal(cgw_conversation_append(conv, NULL), CGW_EINVAL);
+    json_t *no_content = json_pack("{s:s}", "type", "message");
+    assert_int_equal(cgw_conversation_append_reply(conv, no_content), CGW_EINVAL);
+    assert_int_equal(cgw_conversation_append_reply(conv, NULL), CGW_EINVAL);
+    json_decref(no_content);
     assert_int_equal(cgw_conversation_count(conv), 0);
     /* An empty conversation still gives a valid body. */
     cgw_anthropic_t *c = api_client();
