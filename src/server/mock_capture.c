@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -19,6 +20,12 @@ int cgw__mock_read_file(const char *path, char **data, size_t *len, cgw_error_t 
         int e = errno;
         return cgw_error_set(err, e == ENOENT ? CGW_ENOENT : CGW_EIO, "cannot open %s: %s", path,
                              strerror(e));
+    }
+    /* A FIFO or a device (/dev/zero) would block or never end: recordings are files. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cgw_error_set(err, CGW_EIO, "%s is not a regular file", path);
     }
     cgw_buf_t b = CGW_BUF_INIT;
     char chunk[65536];

@@ -71,6 +71,8 @@ static void test_script_refusals(void **state)
         {"[{\"status\": 500, \"body\": 1}]", "'body' must be a string"},
         {"{\"when_exhausted\": \"loop\", \"turns\": []}", "'when_exhausted'"},
         {"[{\"replay\": \"/nonexistent/x.sse\"}]", "cannot open /nonexistent/x.sse"},
+        {"[{\"replay\": \"/dev/zero\"}]", "/dev/zero is not a regular file"},
+        {"[{\"replay\": \"/tmp\"}]", "/tmp is not a regular file"},
         {"[{\"response\": 3}]", "turn 1: 'response' must be an object"},
         {"[{\"response\": {\"status\": 100}}]", "status of 200..599"},
         {"[{\"response\": {\"headers\": 5}}]", "'response' headers"},
