@@ -17,14 +17,16 @@ static const struct {
     {400, "invalid_request_error", "Invalid request"},
     {401, "authentication_error", "invalid x-api-key"},
     {402, "billing_error", "Your credit balance is too low to access the Anthropic API."},
-    {403, "permission_error", "Your API key does not have permission to use the specified "
-                              "resource."},
+    {403, "permission_error",
+     "Your API key does not have permission to use the specified "
+     "resource."},
     {404, "not_found_error", "Not found"},
     {408, "timeout_error", "Request timed out"},
     {409, "conflict_error", "Conflict"},
     {413, "request_too_large", "Request exceeds the maximum allowed number of bytes."},
-    {429, "rate_limit_error", "This request would exceed the rate limit for your organization. "
-                              "Please try again later."},
+    {429, "rate_limit_error",
+     "This request would exceed the rate limit for your organization. "
+     "Please try again later."},
     {500, "api_error", "Internal server error"},
     {504, "timeout_error", "Request timed out"},
     {529, "overloaded_error", "Overloaded"},
@@ -68,8 +70,8 @@ int cgw__mock_error_status(const char *type)
 struct planner {
     cgw__mock_plan_t *plan;
     size_t cap;
-    int deltas;      /* content_block_delta frames so far */
-    long cutoff;     /* frames to keep when a fault fires, -1 while unknown */
+    int deltas;  /* content_block_delta frames so far */
+    long cutoff; /* frames to keep when a fault fires, -1 while unknown */
     cgw__mock_at_t at;
 };
 
@@ -130,7 +132,8 @@ static int add_block(struct planner *pl, const cgw__mock_turn_t *t, size_t index
                      0);
     size_t i;
     const json_t *piece;
-    json_array_foreach (b->deltas, i, piece) {
+    json_array_foreach(b->deltas, i, piece)
+    {
         if (rc == CGW_OK) {
             rc = add_delta(pl, index,
                            json_pack("{s:s,s:O}", "type", b->delta_type, b->delta_key, piece),
@@ -139,15 +142,13 @@ static int add_block(struct planner *pl, const cgw__mock_turn_t *t, size_t index
     }
     const char *sig = cgw_json_str(b->final, "signature", NULL);
     if (rc == CGW_OK && sig != NULL && strcmp(b->delta_type, "thinking_delta") == 0) {
-        rc = add_delta(pl, index, json_pack("{s:s,s:s}", "type", "signature_delta",
-                                            "signature", sig),
-                       delay);
+        rc = add_delta(pl, index,
+                       json_pack("{s:s,s:s}", "type", "signature_delta", "signature", sig), delay);
     }
     if (rc == CGW_OK) {
-        rc = add_new(pl, "content_block_stop",
-                     json_pack("{s:s,s:I}", "type", "content_block_stop", "index",
-                               (json_int_t)index),
-                     0);
+        rc = add_new(
+            pl, "content_block_stop",
+            json_pack("{s:s,s:I}", "type", "content_block_stop", "index", (json_int_t)index), 0);
     }
     return rc;
 }
@@ -164,13 +165,13 @@ static json_t *start_usage(const json_t *usage)
 static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const char *model,
                         const char *msg_id)
 {
-    int rc = add_new(
-        pl, "message_start",
-        json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:o}}", "type", "message_start",
-                  "message", "id", t->id != NULL ? t->id : msg_id, "type", "message", "role",
-                  "assistant", "model", t->model != NULL ? t->model : model, "content",
-                  "stop_reason", "stop_sequence", "usage", start_usage(t->usage)),
-        0);
+    int rc = add_new(pl, "message_start",
+                     json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:o}}", "type",
+                               "message_start", "message", "id", t->id != NULL ? t->id : msg_id,
+                               "type", "message", "role", "assistant", "model",
+                               t->model != NULL ? t->model : model, "content", "stop_reason",
+                               "stop_sequence", "usage", start_usage(t->usage)),
+                     0);
     if (rc == CGW_OK && t->ping) {
         rc = add_new(pl, "ping", json_pack("{s:s}", "type", "ping"), 0);
     }
@@ -190,8 +191,7 @@ static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const cha
                                "usage", t->usage),
                      0);
     }
-    return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"),
-                                  0)
+    return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"), 0)
                         : rc;
 }
 
@@ -265,7 +265,8 @@ int cgw__mock_plan_stream(const cgw__mock_turn_t *t, const char *model, const ch
     apply_fault(&pl, t, &rc);
     const char *k;
     json_t *v;
-    json_object_foreach (t->headers, k, v) {
+    json_object_foreach(t->headers, k, v)
+    {
         if (rc == CGW_OK && json_is_string(v)) {
             rc = json_array_append_new(p->headers, json_pack("[s,O]", k, v)) == 0 ? CGW_OK
                                                                                   : CGW_ENOMEM;
@@ -298,9 +299,8 @@ json_t *cgw__mock_turn_message(const cgw__mock_turn_t *t, const char *model, con
     for (size_t i = 0; content != NULL && i < t->nblocks; i++) {
         json_array_append(content, t->blocks[i].final);
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id",
-                     t->id != NULL ? t->id : msg_id, "type", "message", "role", "assistant",
-                     "model", t->model != NULL ? t->model : model, "content", content,
-                     "stop_reason", t->stop_reason, "stop_sequence", t->stop_sequence, "usage",
-                     t->usage);
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id", t->id != NULL ? t->id : msg_id,
+                     "type", "message", "role", "assistant", "model",
+                     t->model != NULL ? t->model : model, "content", content, "stop_reason",
+                     t->stop_reason, "stop_sequence", t->stop_sequence, "usage", t->usage);
 }

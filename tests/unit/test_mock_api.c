@@ -115,12 +115,12 @@ static void test_script_load_errors(void **state)
 static void test_script_defaults(void **state)
 {
     (void)state;
-    cgw__mock_script_t *s =
-        parse_ok("[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"abc\"},"
-                 "{\"type\": \"tool_use\", \"name\": \"f\", \"input\": {\"k\": \"v\"}, \"chunks\": 50},"
-                 "{\"type\": \"web_search_tool_result\", \"tool_use_id\": \"srvtoolu_1\","
-                 " \"content\": [], \"delay_ms\": 5}]},"
-                 "{\"status\": 529}, {\"status\": 418}, {\"text\": \"\"}]");
+    cgw__mock_script_t *s = parse_ok(
+        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"abc\"},"
+        "{\"type\": \"tool_use\", \"name\": \"f\", \"input\": {\"k\": \"v\"}, \"chunks\": 50},"
+        "{\"type\": \"web_search_tool_result\", \"tool_use_id\": \"srvtoolu_1\","
+        " \"content\": [], \"delay_ms\": 5}]},"
+        "{\"status\": 529}, {\"status\": 418}, {\"text\": \"\"}]");
     assert_int_equal(s->nturns, 4);
     cgw__mock_turn_t *t = &s->turns[0];
     assert_string_equal(t->name, "turn-1");
@@ -175,8 +175,8 @@ static void test_capture_parse(void **state)
     assert_int_equal(c->body_len, sizeof(bare) - 1);
     cgw__mock_capture_free(c);
 
-    const char *bad[] = {"HTTP/1.1\r\n\r\n", "HTTP/1.1 abc\r\n\r\n", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
-                         "HTTP/1.1 700 Odd\r\n\r\n"};
+    const char *bad[] = {"HTTP/1.1\r\n\r\n", "HTTP/1.1 abc\r\n\r\n",
+                         "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "HTTP/1.1 700 Odd\r\n\r\n"};
     for (size_t i = 0; i < 4; i++) {
         c = NULL;
         assert_int_equal(cgw__mock_capture_parse(bad[i], strlen(bad[i]), &c, &err), CGW_ECONFIG);
@@ -248,12 +248,15 @@ static void test_sse_harvest(void **state)
         "event: content_block_start\n"
         "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
         "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}   \n\n"
-        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+        "data: "
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
         "\"thinking\":\"ab\"}}\n\n"
-        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+        "data: "
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
         "\"thinking\":\"c\"}}\n\n"
         "data: not json\n\n"
-        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+        "data: "
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
         "\"signature\":\"SIG\"}}\n\n"
         "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
         "data:{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
@@ -282,13 +285,14 @@ static void plan_names(const cgw__mock_plan_t *p, char *out, size_t cap)
 static void test_plan_faults(void **state)
 {
     (void)state;
-    cgw__mock_script_t *s = parse_ok(
-        "[{\"text\": \"ab\", \"chunks\": 2, \"delay_ms\": 5, \"ping\": false},"
-        " {\"text\": \"ab\", \"chunks\": 2, \"hang\": 1},"
-        " {\"text\": \"ab\", \"chunks\": 2, \"cut\": 0},"
-        " {\"text\": \"ab\", \"chunks\": 2, \"error_event\": {\"after\": 9}},"
-        " {\"text\": \"ab\", \"cut\": \"request\"},"
-        " {\"text\": \"ab\", \"hang\": \"headers\", \"headers\": {\"x-a\": \"1\", \"x-b\": null}}]");
+    cgw__mock_script_t *s =
+        parse_ok("[{\"text\": \"ab\", \"chunks\": 2, \"delay_ms\": 5, \"ping\": false},"
+                 " {\"text\": \"ab\", \"chunks\": 2, \"hang\": 1},"
+                 " {\"text\": \"ab\", \"chunks\": 2, \"cut\": 0},"
+                 " {\"text\": \"ab\", \"chunks\": 2, \"error_event\": {\"after\": 9}},"
+                 " {\"text\": \"ab\", \"cut\": \"request\"},"
+                 " {\"text\": \"ab\", \"hang\": \"headers\", \"headers\": {\"x-a\": \"1\", "
+                 "\"x-b\": null}}]");
     static const char *const want[] = {
         "message_start content_block_start content_block_delta content_block_delta "
         "content_block_stop message_delta message_stop",
@@ -355,7 +359,8 @@ static void test_stream_matches_message(void **state)
     /* The streamed answer and the non-streamed one come from the same turn: accumulating the
      * stream must give exactly the Message. */
     cgw__mock_script_t *s = parse_ok(
-        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", \"chunks\": 4},"
+        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", "
+        "\"chunks\": 4},"
         "  {\"type\": \"redacted_thinking\", \"data\": \"RD\"},"
         "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"]},"
         "  {\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\","
@@ -397,9 +402,10 @@ static void test_stream_matches_message(void **state)
 static void test_turn_message(void **state)
 {
     (void)state;
-    cgw__mock_script_t *s = parse_ok(
-        "[{\"model\": \"fixed\", \"stop_reason\": \"max_tokens\", \"content\": ["
-        "{\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\", \"input_deltas\": [\"{\\\"a\\\":\"]}]}]");
+    cgw__mock_script_t *s =
+        parse_ok("[{\"model\": \"fixed\", \"stop_reason\": \"max_tokens\", \"content\": ["
+                 "{\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\", \"input_deltas\": "
+                 "[\"{\\\"a\\\":\"]}]}]");
     json_t *m = cgw__mock_turn_message(&s->turns[0], "asked", "msg_9");
     assert_string_equal(cgw_json_str(m, "model", ""), "fixed");
     assert_string_equal(cgw_json_str(m, "id", ""), "msg_9");
@@ -444,7 +450,8 @@ static void test_check_body(void **state)
                         "\"content\":[{\"type\":\"thinking\",\"thinking\":\"thought\"}]}]}";
     assert_int_equal(cgw__mock_check_body(nosig, strlen(nosig), issued, &parsed, &rej), -1);
     assert_null(parsed);
-    assert_string_equal(rej.message, "messages.0.content.0: Invalid `signature` in `thinking` block");
+    assert_string_equal(rej.message,
+                        "messages.0.content.0: Invalid `signature` in `thinking` block");
     assert_int_equal(cgw__mock_check_body(NULL, 0, issued, &parsed, &rej), -1);
     assert_int_equal(rej.status, 400);
     assert_true(strncmp(rej.message, "The request body is not valid JSON: ", 36) == 0);
@@ -554,8 +561,9 @@ static void test_in_process_server(void **state)
     assert_non_null(fgets(addr, sizeof(addr), in));
     fclose(in);
     addr[strcspn(addr, "\n")] = '\0';
-#define ASK(word) "{\"model\":\"m\",\"max_tokens\":9,\"stream\":true,\"messages\":" \
-                  "[{\"role\":\"user\",\"content\":\"" word "\"}]}"
+#define ASK(word)                                                                                  \
+    "{\"model\":\"m\",\"max_tokens\":9,\"stream\":true,\"messages\":"                              \
+    "[{\"role\":\"user\",\"content\":\"" word "\"}]}"
     size_t got = 0;
     assert_int_equal(fetch(addr, ASK("hello"), 5000, &got), CURLE_OK);
     assert_true(got > 0);
@@ -621,13 +629,12 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_script_refusals),  cmocka_unit_test(test_script_load_errors),
-        cmocka_unit_test(test_script_defaults),  cmocka_unit_test(test_capture_parse),
-        cmocka_unit_test(test_response_turns),
-        cmocka_unit_test(test_sse_frames),       cmocka_unit_test(test_sse_harvest),
-        cmocka_unit_test(test_plan_faults),      cmocka_unit_test(test_turn_message),
-        cmocka_unit_test(test_stream_matches_message),
-        cmocka_unit_test(test_check_body),       cmocka_unit_test(test_last_user_text),
+        cmocka_unit_test(test_script_refusals),   cmocka_unit_test(test_script_load_errors),
+        cmocka_unit_test(test_script_defaults),   cmocka_unit_test(test_capture_parse),
+        cmocka_unit_test(test_response_turns),    cmocka_unit_test(test_sse_frames),
+        cmocka_unit_test(test_sse_harvest),       cmocka_unit_test(test_plan_faults),
+        cmocka_unit_test(test_turn_message),      cmocka_unit_test(test_stream_matches_message),
+        cmocka_unit_test(test_check_body),        cmocka_unit_test(test_last_user_text),
         cmocka_unit_test(test_in_process_server), cmocka_unit_test(test_new_refusals),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
