@@ -51,6 +51,28 @@ static bool secret_header(const char *name)
            strcasecmp(name, "proxy-authorization") == 0 || strcasecmp(name, "cookie") == 0;
 }
 
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
+}
+
 /* Appends a record of `req` to /_mock/requests and returns it (borrowed) so that the status
  * and turn can be filled in once known. */
 static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, const char *path,
@@ -74,7 +96,7 @@ static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, c
     if (parsed == NULL) {
         parsed = json_stringn_nocheck(body, len);
     }
-    const char *method = evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET";
+    const char *method = method_name(evhttp_request_get_command(req));
     json_t *rec =
         json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:n,s:n}", "seq", (json_int_t)srv->total, "request_id",
                   request_id, "method", method, "path", path, "headers", headers, "body",

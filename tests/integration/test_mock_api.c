@@ -829,6 +829,16 @@ static void test_routes(void **state)
     r = http("GET", srv.addr, "/v1/messages", NULL, 0, api_headers, 0);
     assert_api_error(r, 405, "invalid_request_error", NULL);
     resp_free(r);
+    r = http("DELETE", srv.addr, "/v1/messages", NULL, 0, api_headers, 0);
+    assert_int_equal(r->status, 405);
+    resp_free(r);
+    r = http("GET", srv.addr, "/_mock/requests", NULL, 0, NULL, 0);
+    json_t *reqs = body_json(r);
+    json_t *last = json_array_get(reqs, json_array_size(reqs) - 1);
+    assert_string_equal(cgw_json_str(last, "method", ""), "DELETE");
+    assert_int_equal(cgw_json_int(last, "status", 0), 405);
+    json_decref(reqs);
+    resp_free(r);
     r = http("GET", srv.addr, "/_mock/nothing", NULL, 0, NULL, 0);
     assert_int_equal(r->status, 404);
     resp_free(r);
