@@ -399,6 +399,38 @@ static void test_stream_matches_message(void **state)
     cgw__mock_script_free(s);
 }
 
+static void test_delta_bytes(void **state)
+{
+    (void)state;
+    /* Deltas are rendered without jansson; the bytes must be what jansson would write. */
+    cgw__mock_script_t *s = parse_ok(
+        "[{\"content\": [{\"type\": \"text\", \"deltas\": [\"q\\\"\\\\/\", "
+        "\"\\u0001\\u001f\\u007f\", \"\\b\\f\\r\\n\\t\", \"\\u00e9\\u2603\\ud83d\\ude00\", \"\"]},"
+        "{\"type\": \"thinking\", \"thinking\": \"t\", \"signature\": \"s\\\"ig\"}]}]");
+    cgw__mock_plan_t *p = NULL;
+    assert_int_equal(cgw__mock_plan_stream(&s->turns[0], "m", "msg_1", &p), CGW_OK);
+    size_t checked = 0;
+    for (size_t i = 0; i < p->nframes; i++) {
+        const char *data = strstr(p->frames[i].bytes, "data: ") + 6;
+        if (strncmp(p->frames[i].bytes, "event: content_block_delta\n", 27) != 0) {
+            continue;
+        }
+        json_t *v =
+            json_loadb(data, p->frames[i].len - (size_t)(data - p->frames[i].bytes), 0, NULL);
+        assert_non_null(v);
+        char *want = json_dumps(v, JSON_COMPACT);
+        size_t n = strlen(want);
+        assert_memory_equal(data, want, n);
+        assert_string_equal(data + n, "\n\n");
+        free(want);
+        json_decref(v);
+        checked++;
+    }
+    assert_int_equal(checked, 7);
+    cgw__mock_plan_free(p);
+    cgw__mock_script_free(s);
+}
+
 static void test_turn_message(void **state)
 {
     (void)state;
@@ -629,13 +661,14 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_script_refusals),   cmocka_unit_test(test_script_load_errors),
-        cmocka_unit_test(test_script_defaults),   cmocka_unit_test(test_capture_parse),
-        cmocka_unit_test(test_response_turns),    cmocka_unit_test(test_sse_frames),
-        cmocka_unit_test(test_sse_harvest),       cmocka_unit_test(test_plan_faults),
-        cmocka_unit_test(test_turn_message),      cmocka_unit_test(test_stream_matches_message),
-        cmocka_unit_test(test_check_body),        cmocka_unit_test(test_last_user_text),
-        cmocka_unit_test(test_in_process_server), cmocka_unit_test(test_new_refusals),
+        cmocka_unit_test(test_script_refusals), cmocka_unit_test(test_script_load_errors),
+        cmocka_unit_test(test_script_defaults), cmocka_unit_test(test_capture_parse),
+        cmocka_unit_test(test_response_turns),  cmocka_unit_test(test_sse_frames),
+        cmocka_unit_test(test_sse_harvest),     cmocka_unit_test(test_plan_faults),
+        cmocka_unit_test(test_turn_message),    cmocka_unit_test(test_stream_matches_message),
+        cmocka_unit_test(test_delta_bytes),     cmocka_unit_test(test_check_body),
+        cmocka_unit_test(test_last_user_text),  cmocka_unit_test(test_in_process_server),
+        cmocka_unit_test(test_new_refusals),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
