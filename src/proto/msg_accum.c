@@ -661,6 +661,10 @@ static int feed_event(cgw_msg_accum_t *a, cgw_str_t type, const json_t *event, c
 int cgw_msg_accum_feed_json(cgw_msg_accum_t *a, cgw_str_t type, const json_t *event,
                             cgw_error_t *err)
 {
+    if (type.ptr == NULL) {
+        type.ptr = "";
+        type.len = 0;
+    }
     int rc = check_usable(a, err);
     if (rc != CGW_OK) {
         return rc;
@@ -761,6 +765,10 @@ static bool only_space(const char *s, size_t n)
 int cgw_msg_accum_feed(cgw_msg_accum_t *a, cgw_str_t type, const char *data, size_t len,
                        cgw_error_t *err)
 {
+    if (type.ptr == NULL) {
+        type.ptr = "";
+        type.len = 0;
+    }
     int rc = check_usable(a, err);
     if (rc != CGW_OK) {
         return rc;

@@ -251,13 +251,14 @@ int cgw_sse_parser_feed(cgw_sse_parser_t *p, const char *data, size_t len, cgw_e
     if (p->finished) {
         return cgw_error_set(err, CGW_ESTATE, "SSE parser: feed after finish");
     }
+    if (len == 0) {
+        return CGW_OK; /* keeps skip_lf: the LF of a split CRLF may still come */
+    }
     const char *s = data, *end = data + len;
-    if (len > 0 && p->skip_lf && *s == '\n') {
+    if (p->skip_lf && *s == '\n') {
         s++;
     }
-    if (len > 0) {
-        p->skip_lf = false;
-    }
+    p->skip_lf = false;
     while (s < end) {
         const char *eol = find_eol(s, end);
         if (eol == NULL) {

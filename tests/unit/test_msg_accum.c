@@ -493,6 +493,10 @@ static void test_feed_json_and_finish(void **state)
 
     a = new_acc(NULL, 0);
     cgw_error_t e;
+    cgw_str_t null_name = {NULL, 0};
+    assert_int_equal(cgw_msg_accum_feed(a, null_name, NULL, 0, &e), CGW_EJSON);
+    assert_non_null(strstr(e.message, "neither a name nor data"));
+    cgw_msg_accum_reset(a);
     assert_int_equal(cgw_msg_accum_finish(a, &e), CGW_ETRUNCATED);
     assert_non_null(strstr(e.message, "no message_start either"));
     cgw_msg_accum_free(a);

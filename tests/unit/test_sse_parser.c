@@ -105,7 +105,7 @@ static void test_cr_split_across_chunks(void **state)
     cgw_sse_parser_t *p = new_parser(&r, 0, 0);
     assert_int_equal(cgw_sse_parser_feed(p, "data: x\r", 8, NULL), CGW_OK);
     assert_int_equal(cgw_sse_parser_feed(p, "\ndata: y\r", 9, NULL), CGW_OK);
-    assert_int_equal(cgw_sse_parser_feed(p, "", 0, NULL), CGW_OK); /* empty chunk keeps it */
+    assert_int_equal(cgw_sse_parser_feed(p, NULL, 0, NULL), CGW_OK); /* empty chunk keeps it */
     assert_int_equal(cgw_sse_parser_feed(p, "\n\r\n", 3, NULL), CGW_OK);
     assert_int_equal(r.n, 1);
     cgw_buf_append(&r.out, "", 0);
