@@ -544,26 +544,48 @@ static int parse_exhausted(struct parse *p, const json_t *doc, cgw__mock_script_
     return CGW_OK;
 }
 
+/* Number of turn slots the specs need ("repeat": N serves a turn N times in a row). */
+static int count_slots(struct parse *p, const json_t *turns, size_t *n)
+{
+    size_t i;
+    const json_t *spec;
+    *n = 0;
+    json_array_foreach(turns, i, spec)
+    {
+        json_int_t r = cgw_json_int(spec, "repeat", 1);
+        if (r < 1 || r > 10000) {
+            p->turn_no = i + 1;
+            return bad(p, "'repeat' must be 1..10000");
+        }
+        *n += (size_t)r;
+    }
+    return CGW_OK;
+}
+
 int cgw__mock_script_parse(const json_t *doc, const char *base_dir, cgw__mock_script_t **out,
                            cgw_error_t *err)
 {
     struct parse p = {err, base_dir, 0};
     const json_t *turns = json_is_array(doc) ? doc : json_object_get(doc, "turns");
+    size_t n = 0;
     if (!json_is_array(turns)) {
         return cgw_error_set(err, CGW_ECONFIG,
                              "script: expected an array of turns or {\"turns\": [...]}");
     }
-    cgw__mock_script_t *s = cgw__calloc(1, sizeof(*s));
-    size_t n = json_array_size(turns);
-    if (s == NULL || (n > 0 && (s->turns = cgw__calloc(n, sizeof(*s->turns))) == NULL)) {
+    int rc = count_slots(&p, turns, &n);
+    cgw__mock_script_t *s = rc == CGW_OK ? cgw__calloc(1, sizeof(*s)) : NULL;
+    if (rc != CGW_OK || s == NULL ||
+        (n > 0 && (s->turns = cgw__calloc(n, sizeof(*s->turns))) == NULL)) {
         cgw_free(s);
-        return cgw_error_set(err, CGW_ENOMEM, "out of memory");
+        return rc != CGW_OK ? rc : cgw_error_set(err, CGW_ENOMEM, "out of memory");
     }
-    int rc = json_is_object(doc) ? parse_exhausted(&p, doc, s) : CGW_OK;
-    for (size_t i = 0; rc == CGW_OK && i < n; i++) {
+    rc = json_is_object(doc) ? parse_exhausted(&p, doc, s) : CGW_OK;
+    for (size_t i = 0; rc == CGW_OK && i < json_array_size(turns); i++) {
+        const json_t *spec = json_array_get(turns, i);
         p.turn_no = i + 1;
-        s->nturns = i + 1;
-        rc = parse_turn(&p, json_array_get(turns, i), &s->turns[i]);
+        for (json_int_t r = cgw_json_int(spec, "repeat", 1); rc == CGW_OK && r > 0; r--) {
+            rc = parse_turn(&p, spec, &s->turns[s->nturns++]);
+        }
     }
     if (rc != CGW_OK) {
         if (rc == CGW_ENOMEM) {

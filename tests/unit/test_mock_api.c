@@ -67,6 +67,8 @@ static void test_script_refusals(void **state)
         {"[{\"error_event\": {\"after\": \"request\"}}]", "a fault position is"},
         {"[{\"hang\": 1, \"cut\": 2}]", "exclude each other"},
         {"[{\"usage\": 3}]", "'usage' must be an object"},
+        {"[{}, {\"repeat\": 0}]", "turn 2: 'repeat' must be 1..10000"},
+        {"[{\"repeat\": \"x\", \"status\": 1}]", "'status' must be 200..599"},
         {"[{\"status\": 429, \"error\": \"x\"}]", "'error' must be an object"},
         {"[{\"status\": 500, \"body\": 1}]", "'body' must be a string"},
         {"{\"when_exhausted\": \"loop\", \"turns\": []}", "'when_exhausted'"},
@@ -139,6 +141,12 @@ static void test_script_defaults(void **state)
     assert_string_equal(s->turns[1].error_type, "overloaded_error");
     assert_string_equal(s->turns[1].error_message, "Overloaded");
     assert_string_equal(s->turns[2].error_type, "invalid_request_error");
+    cgw__mock_script_free(s);
+    s = parse_ok("[{\"status\": 429, \"repeat\": 3}, {\"name\": \"ok\", \"text\": \"\"}]");
+    assert_int_equal(s->nturns, 4);
+    assert_string_equal(s->turns[2].name, "turn-1"); /* the copies share the name */
+    assert_int_equal(s->turns[2].status, 429);
+    assert_string_equal(s->turns[3].name, "ok");
     assert_int_equal(json_array_size(s->turns[3].blocks[0].deltas), 0); /* empty text */
     assert_int_equal(json_integer_value(json_object_get(s->turns[3].usage, "output_tokens")), 1);
     cgw__mock_script_free(s);
