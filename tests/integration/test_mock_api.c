@@ -296,7 +296,7 @@ static const char *stream_req = "{\"model\":\"claude-test\",\"max_tokens\":100,\
 static void test_text_deltas(void **state)
 {
     (void)state;
-    load_script("[{\"text\":\"Hello world, how are you?\",\"chunks\":4,\"delay_ms\":30,"
+    load_script("[{\"text\":\"Hello world, how are you?\",\"chunks\":4,\"delay_ms\":50,"
                 "\"usage\":{\"input_tokens\":123,\"output_tokens\":45}}]");
     resp_t *r = post_messages(stream_req, 0);
     assert_int_equal(r->rc, CURLE_OK);
