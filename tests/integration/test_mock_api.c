@@ -911,24 +911,33 @@ static void test_stats_requests_reset(void **state)
 
 /* ---- servers of their own ----------------------------------------------------------------- */
 
+static const char *fixture_path(const char *rel)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
+    return path;
+}
+
 static char *fixture(const char *rel, size_t *len)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
-    char *data = cgw_test_read_file(path, len);
+    char *data = cgw_test_read_file(fixture_path(rel), len);
     assert_non_null(data);
     return data;
+}
+
+/* A server of its own serving the recording `rel` of the fixtures. */
+static void start_replay(server_t *s, const char *rel)
+{
+    const char *args[] = {"--replay", fixture_path(rel), NULL};
+    assert_int_equal(server_start(s, args), 0);
 }
 
 static void test_replay_sse(void **state)
 {
     (void)state;
     const char *rel = "anthropic-sdk-python/tests/lib/streaming/fixtures/basic_response.txt";
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
-    const char *args[] = {"--replay", path, NULL};
     server_t s;
-    assert_int_equal(server_start(&s, args), 0);
+    start_replay(&s, rel);
     size_t len = 0;
     char *want = fixture(rel, &len);
     for (int i = 0; i < 2; i++) { /* served again and again */
@@ -948,11 +957,8 @@ static void test_replay_capture(void **state)
 {
     (void)state;
     const char *rel = "anthropic-sdk-php/fixtures/ga/thinking.txt";
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
-    const char *args[] = {"--replay", path, NULL};
     server_t s;
-    assert_int_equal(server_start(&s, args), 0);
+    start_replay(&s, rel);
     size_t len = 0;
     char *capture = fixture(rel, &len);
     const char *body =
@@ -1000,14 +1006,9 @@ static void test_replay_exchanges(void **state)
 {
     (void)state;
     /* The SDK's recorded retry run: 429, 429, then a 200 stream; served in that order. */
-    char path[1024];
-    snprintf(path, sizeof(path),
-             "%s/fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/__inline_snapshot__/"
-             "test_messages/TestAsyncStream/a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json",
-             cgw_test_shared_dir());
-    const char *args[] = {"--replay", path, NULL};
     server_t s;
-    assert_int_equal(server_start(&s, args), 0);
+    start_replay(&s, "anthropic-sdk-python/tests/lib/_parse/__inline_snapshot__/test_messages/"
+                     "TestAsyncStream/a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json");
     for (int i = 0; i < 2; i++) {
         resp_t *r = http("POST", s.addr, "/v1/messages", stream_req, -1, api_headers, 0);
         assert_int_equal(r->status, 429);
