@@ -10,5 +10,6 @@
 #include "cgw/common.h"
 #include "cgw/error.h"
 #include "cgw/ctx.h"
+#include "cgw/store.h"
 
 #endif
