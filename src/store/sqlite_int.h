@@ -12,16 +12,18 @@
 
 struct event;
 
-/* A run touched by the queued appends: its owner and the last seq queued for it, so the next
- * append checks its seq without a query. */
-struct pend_run {
+/* The run cache: owner and last seq (queued appends included) of runs recently appended to
+ * or read, so the hot path (an append, a replay) checks tenant and seq without a query. The
+ * store's connection is the database's only writer, which keeps the cache exact; it is
+ * bounded by RUN_CACHE_MAX and emptied when sessions are deleted. */
+struct run_entry {
     char id[CGW_STORE_ID_MAX];
     char tenant[CGW_STORE_TENANT_MAX];
     uint64_t last_seq;
 };
 
 struct pend_event {
-    struct pend_run *run;
+    char run_id[CGW_STORE_ID_MAX];
     uint64_t seq;
     double ts;
     size_t json_len;
@@ -40,9 +42,10 @@ typedef struct sq_store {
     /* group commit: events appended but not yet committed, in append order */
     struct pend_event **pend;
     size_t npend, pend_cap, pend_bytes;
-    cgw_map_t pend_runs; /* run id -> struct pend_run */
     struct event *commit_ev;
     bool commit_scheduled;
+
+    cgw_map_t runs; /* run id -> struct run_entry */
 } sq_store_t;
 
 /* The cached statement `which`, reset and ready for binding. CGW_OK or a mapped error. */

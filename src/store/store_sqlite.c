@@ -98,6 +98,89 @@ static void read_session(sqlite3_stmt *st, cgw_store_session_t *s)
     s->message_count = (uint64_t)sqlite3_column_int64(st, 5);
 }
 
+/* ---- the run cache --------------------------------------------------------------------------- */
+
+#define RUN_CACHE_MAX 4096
+
+static void cache_clear(sq_store_t *sq)
+{
+    for (size_t i = 0; i < sq->runs.cap; i++) {
+        cgw_free(sq->runs.slots[i].value);
+    }
+    cgw__map_free(&sq->runs);
+}
+
+static void cache_forget(sq_store_t *sq, const char *run_id)
+{
+    cgw_free(cgw__map_del(&sq->runs, run_id));
+}
+
+/* Looks up a run's owner, status and last seq in the database. CGW_ENOENT for a missing run
+ * or another tenant's. */
+static int lookup_run(sq_store_t *sq, const char *tenant, const char *id,
+                      cgw_run_status_t *status, uint64_t *last, cgw_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = cgw__sq_stmt(sq, ST_RUN_LOOKUP, &st, err);
+    if (rc == CGW_OK) {
+        rc = bound(sq, st, bind_str(st, 1, id), err);
+    }
+    if (rc == CGW_OK) {
+        rc = step_row(sq, st, "read run", err);
+    }
+    if (rc == CGW_ENOENT) {
+        return cgw__store_enoent(err, "run", id);
+    }
+    if (rc != CGW_OK) {
+        return rc;
+    }
+    bool mine = strcmp(col_str(st, 0), tenant) == 0;
+    if (status != NULL) {
+        (void)cgw_run_status_parse(col_str(st, 1), status);
+    }
+    *last = (uint64_t)sqlite3_column_int64(st, 2);
+    finish(st);
+    return mine ? CGW_OK : cgw__store_enoent(err, "run", id);
+}
+
+static int commit_queue(sq_store_t *sq, cgw_error_t *err);
+
+/* The cache entry of a run owned by `tenant`, loaded from the database on a miss. A full cache
+ * is emptied, after committing the queue (whose seqs only the cache knows). */
+static int cached_run(sq_store_t *sq, const char *tenant, const char *run_id,
+                      struct run_entry **out, cgw_error_t *err)
+{
+    struct run_entry *re = cgw__map_get(&sq->runs, run_id);
+    if (re != NULL) {
+        *out = re;
+        return strcmp(re->tenant, tenant) == 0 ? CGW_OK : cgw__store_enoent(err, "run", run_id);
+    }
+    if (sq->runs.len >= RUN_CACHE_MAX) {
+        int rc = commit_queue(sq, err);
+        if (rc != CGW_OK) {
+            return rc;
+        }
+        cache_clear(sq);
+    }
+    uint64_t last = 0;
+    int rc = lookup_run(sq, tenant, run_id, NULL, &last, err);
+    if (rc != CGW_OK) {
+        return rc;
+    }
+    re = cgw__calloc(1, sizeof(*re));
+    if (re != NULL) {
+        cgw__store_copy(re->id, sizeof(re->id), run_id);
+        cgw__store_copy(re->tenant, sizeof(re->tenant), tenant);
+        re->last_seq = last;
+    }
+    if (re == NULL || cgw__map_put(&sq->runs, re->id, re) != CGW_OK) {
+        cgw_free(re);
+        return cgw_error_set(err, CGW_ENOMEM, "out of memory caching a run");
+    }
+    *out = re;
+    return CGW_OK;
+}
+
 /* ---- the group-commit queue ----------------------------------------------------------------- */
 
 static void drop_queue(sq_store_t *sq)
@@ -107,10 +190,6 @@ static void drop_queue(sq_store_t *sq)
     }
     sq->npend = 0;
     sq->pend_bytes = 0;
-    for (size_t i = 0; i < sq->pend_runs.cap; i++) {
-        cgw_free(sq->pend_runs.slots[i].value);
-    }
-    cgw__map_free(&sq->pend_runs);
 }
 
 static int insert_event(sq_store_t *sq, const char *run_id, uint64_t seq, double ts,
@@ -142,7 +221,7 @@ static int commit_queue(sq_store_t *sq, cgw_error_t *err)
     }
     for (size_t i = 0; rc == CGW_OK && i < sq->npend; i++) {
         struct pend_event *e = sq->pend[i];
-        rc = insert_event(sq, e->run->id, e->seq, e->ts, e->type, e->bytes, e->json_len, err);
+        rc = insert_event(sq, e->run_id, e->seq, e->ts, e->type, e->bytes, e->json_len, err);
     }
     rc = cgw__sq_end(sq, rc, err);
     if (rc == CGW_OK) {
@@ -170,36 +249,8 @@ static int sq_flush(cgw_store_t *s, cgw_error_t *err)
     return commit_queue((sq_store_t *)s, err);
 }
 
-/* Looks up a run's owner, status and last seq. CGW_ENOENT for a missing run or another
- * tenant's. */
-static int lookup_run(sq_store_t *sq, const char *tenant, const char *id,
-                      cgw_run_status_t *status, uint64_t *last, cgw_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = cgw__sq_stmt(sq, ST_RUN_LOOKUP, &st, err);
-    if (rc == CGW_OK) {
-        rc = bound(sq, st, bind_str(st, 1, id), err);
-    }
-    if (rc == CGW_OK) {
-        rc = step_row(sq, st, "read run", err);
-    }
-    if (rc == CGW_ENOENT) {
-        return cgw__store_enoent(err, "run", id);
-    }
-    if (rc != CGW_OK) {
-        return rc;
-    }
-    bool mine = strcmp(col_str(st, 0), tenant) == 0;
-    if (status != NULL) {
-        (void)cgw_run_status_parse(col_str(st, 1), status);
-    }
-    *last = (uint64_t)sqlite3_column_int64(st, 2);
-    finish(st);
-    return mine ? CGW_OK : cgw__store_enoent(err, "run", id);
-}
-
 /* Queues checked events. All or nothing: CGW_OK or CGW_ENOMEM. */
-static int enqueue(sq_store_t *sq, struct pend_run *pr, const cgw_store_event_t *evs,
+static int enqueue(sq_store_t *sq, const char *run_id, const cgw_store_event_t *evs,
                    const uint64_t *seqs, size_t n, cgw_error_t *err)
 {
     size_t want = sq->npend + n;
@@ -224,7 +275,7 @@ static int enqueue(sq_store_t *sq, struct pend_run *pr, const cgw_store_event_t 
             }
             return cgw_error_set(err, CGW_ENOMEM, "out of memory queueing events");
         }
-        e->run = pr;
+        cgw__store_copy(e->run_id, sizeof(e->run_id), run_id);
         e->seq = seqs[i];
         e->ts = evs[i].ts;
         e->json_len = evs[i].json_len;
@@ -233,40 +284,9 @@ static int enqueue(sq_store_t *sq, struct pend_run *pr, const cgw_store_event_t 
         memcpy(e->bytes + evs[i].json_len + 1, evs[i].type, tlen + 1);
         e->type = e->bytes + evs[i].json_len + 1;
         sq->pend[sq->npend + i] = e;
-    }
-    for (size_t i = 0; i < n; i++) {
         sq->pend_bytes += evs[i].json_len;
     }
     sq->npend += n;
-    pr->last_seq = seqs[n - 1];
-    return CGW_OK;
-}
-
-/* The queue's record of a run, created from a database lookup on first use. */
-static int queued_run(sq_store_t *sq, const char *tenant, const char *run_id,
-                      struct pend_run **out, cgw_error_t *err)
-{
-    struct pend_run *pr = cgw__map_get(&sq->pend_runs, run_id);
-    if (pr != NULL) {
-        *out = pr;
-        return strcmp(pr->tenant, tenant) == 0 ? CGW_OK : cgw__store_enoent(err, "run", run_id);
-    }
-    uint64_t last = 0;
-    int rc = lookup_run(sq, tenant, run_id, NULL, &last, err);
-    if (rc != CGW_OK) {
-        return rc;
-    }
-    pr = cgw__calloc(1, sizeof(*pr));
-    if (pr != NULL) {
-        cgw__store_copy(pr->id, sizeof(pr->id), run_id);
-        cgw__store_copy(pr->tenant, sizeof(pr->tenant), tenant);
-        pr->last_seq = last;
-    }
-    if (pr == NULL || cgw__map_put(&sq->pend_runs, pr->id, pr) != CGW_OK) {
-        cgw_free(pr);
-        return cgw_error_set(err, CGW_ENOMEM, "out of memory queueing events");
-    }
-    *out = pr;
     return CGW_OK;
 }
 
@@ -283,21 +303,19 @@ static int append_queued(sq_store_t *sq, const char *tenant, const char *run_id,
                           sq->pend_bytes + bytes > sq->max_pending_bytes)) {
         rc = commit_queue(sq, err);
     }
-    struct pend_run *pr = NULL;
-    if (rc == CGW_OK) {
-        rc = queued_run(sq, tenant, run_id, &pr, err);
+    struct run_entry *re = NULL;
+    rc = rc ? rc : cached_run(sq, tenant, run_id, &re, err);
+    rc = rc ? rc : cgw__store_assign_seqs(run_id, re->last_seq, evs, n, seqs, err);
+    rc = rc ? rc : enqueue(sq, run_id, evs, seqs, n, err);
+    if (rc != CGW_OK) {
+        return rc;
     }
-    if (rc == CGW_OK) {
-        rc = cgw__store_assign_seqs(run_id, pr->last_seq, evs, n, seqs, err);
-    }
-    if (rc == CGW_OK) {
-        rc = enqueue(sq, pr, evs, seqs, n, err);
-    }
-    if (rc == CGW_OK && !sq->commit_scheduled) {
+    re->last_seq = seqs[n - 1];
+    if (!sq->commit_scheduled) {
         event_active(sq->commit_ev, EV_TIMEOUT, 0);
         sq->commit_scheduled = true;
     }
-    return rc;
+    return CGW_OK;
 }
 
 /* Inserts checked events inside the caller's transaction. */
@@ -316,19 +334,23 @@ static int append_direct(sq_store_t *sq, const char *tenant, const char *run_id,
                          const cgw_store_event_t *evs, size_t n, uint64_t *seqs,
                          cgw_error_t *err)
 {
-    int rc = cgw__sq_simple(sq, ST_BEGIN, err);
+    struct run_entry *re = NULL;
+    int rc = cached_run(sq, tenant, run_id, &re, err);
+    rc = rc ? rc : cgw__store_assign_seqs(run_id, re->last_seq, evs, n, seqs, err);
     if (rc != CGW_OK) {
         return rc;
     }
-    uint64_t last = 0;
-    rc = lookup_run(sq, tenant, run_id, NULL, &last, err);
-    if (rc == CGW_OK) {
-        rc = cgw__store_assign_seqs(run_id, last, evs, n, seqs, err);
+    /* One event needs no explicit transaction: the INSERT commits on its own. */
+    rc = n == 1 ? CGW_OK : cgw__sq_simple(sq, ST_BEGIN, err);
+    if (rc != CGW_OK) {
+        return rc;
     }
+    rc = insert_events(sq, run_id, evs, seqs, n, err);
+    rc = n == 1 ? rc : cgw__sq_end(sq, rc, err);
     if (rc == CGW_OK) {
-        rc = insert_events(sq, run_id, evs, seqs, n, err);
+        re->last_seq = seqs[n - 1];
     }
-    return cgw__sq_end(sq, rc, err);
+    return rc;
 }
 
 static int sq_event_append(cgw_store_t *s, const char *tenant, const char *run_id,
@@ -355,9 +377,9 @@ static int sq_event_read(cgw_store_t *s, const char *tenant, const char *run_id,
                          size_t limit, cgw_store_event_cb cb, void *user, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
-    uint64_t last = 0;
+    struct run_entry *re = NULL;
     int rc = commit_queue(sq, err);
-    rc = rc ? rc : lookup_run(sq, tenant, run_id, NULL, &last, err);
+    rc = rc ? rc : cached_run(sq, tenant, run_id, &re, err);
     sqlite3_stmt *st = NULL;
     rc = rc ? rc : cgw__sq_stmt(sq, ST_EVENT_READ, &st, err);
     if (rc != CGW_OK) {
@@ -386,13 +408,13 @@ static int sq_event_read(cgw_store_t *s, const char *tenant, const char *run_id,
 static int sq_event_last_seq(cgw_store_t *s, const char *tenant, const char *run_id,
                              uint64_t *out, cgw_error_t *err)
 {
-    sq_store_t *sq = (sq_store_t *)s;
-    struct pend_run *pr = cgw__map_get(&sq->pend_runs, run_id);
-    if (pr != NULL && strcmp(pr->tenant, tenant) == 0) {
-        *out = pr->last_seq; /* queued, not committed yet: no need to commit for this */
-        return CGW_OK;
+    /* The cache counts queued events too: no need to commit for this. */
+    struct run_entry *re = NULL;
+    int rc = cached_run((sq_store_t *)s, tenant, run_id, &re, err);
+    if (rc == CGW_OK) {
+        *out = re->last_seq;
     }
-    return lookup_run(sq, tenant, run_id, NULL, out, err);
+    return rc;
 }
 
 /* ---- sessions ------------------------------------------------------------------------------- */
@@ -564,6 +586,7 @@ static int sq_session_delete(cgw_store_t *s, const char *tenant, const char *id,
     for (size_t i = 0; rc == CGW_OK && i < sizeof(steps) / sizeof(steps[0]); i++) {
         rc = delete_by_session(sq, steps[i], id, err);
     }
+    cache_clear(sq); /* its runs are gone, and their ids may be reused */
     return cgw__sq_end(sq, rc, err);
 }
 
@@ -768,6 +791,7 @@ static int sq_run_set_status(cgw_store_t *s, const char *tenant, const char *id,
         rc = write_status(sq, id, status, now, err);
     }
     rc = cgw__sq_end(sq, rc, err);
+    cache_forget(sq, id); /* reloaded with the final event's seq on next use */
     if (rc == CGW_OK && seq != NULL) {
         *seq = fseq;
     }
@@ -825,6 +849,7 @@ static void sq_destroy(cgw_store_t *s)
                   sq->path, sq->npend, e.message);
     }
     drop_queue(sq);
+    cache_clear(sq);
     cgw_free(sq->pend);
     if (sq->commit_ev != NULL) {
         event_free(sq->commit_ev);
