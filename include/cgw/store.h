@@ -134,6 +134,10 @@ typedef struct cgw_store_sqlite_options {
     int busy_timeout_ms;
     /** Open read-only (inspection tools, a second process reading); writes fail. */
     bool read_only;
+    /** locking_mode=EXCLUSIVE: no other connection or process can open the file while the
+     *  store is open (not even to read); saves the file-lock system calls every transaction
+     *  and every read otherwise makes. Default false. */
+    bool exclusive;
 } cgw_store_sqlite_options_t;
 
 /** Fills `opts` with the defaults (no path, NORMAL, group commit, caps, 5 s busy timeout). */

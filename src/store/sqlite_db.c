@@ -216,9 +216,19 @@ int cgw__sq_open_db(sq_store_t *sq, const cgw_store_sqlite_options_t *opts, cgw_
         return CGW_ESTORE;
     }
     sqlite3_busy_timeout(sq->db, opts->busy_timeout_ms);
-    int code = opts->read_only ? CGW_OK : journal_wal(sq, err);
+    /* Must come before the first access: in exclusive mode WAL keeps its index in heap memory
+     * instead of the shared -shm file. */
+    int code = opts->exclusive ? exec_sql(sq, "PRAGMA locking_mode=EXCLUSIVE", err) : CGW_OK;
+    if (code == CGW_OK && !opts->read_only) {
+        code = journal_wal(sq, err);
+    }
     if (code == CGW_OK) {
         code = exec_sql(sq, sync_pragma(opts->sync), err);
+    }
+    if (code == CGW_OK) {
+        /* 16 MiB of page cache (SQLite's default is 2 MB): replays of recent runs and the
+         * interior pages of the events b-tree stay in memory instead of being re-read. */
+        code = exec_sql(sq, "PRAGMA cache_size=-16384", err);
     }
     if (code == CGW_OK) {
         code = migrate(sq, opts->read_only, err);

@@ -596,9 +596,9 @@ static const char *build_error(const cgw_store_run_t *run, uint64_t seq, double 
     }
     assert_true(ts > 1.6e9);
     int n = snprintf(b->buf, sizeof(b->buf),
-                     "{\"seq\":%llu,\"type\":\"error\",\"error\":\"interrupted: %s\","
-                     "\"code\":\"interrupted\"}",
-                     (unsigned long long)seq, run->id);
+                     "{\"seq\":%llu,\"ts\":%.6f,\"event\":{\"type\":\"error\",\"error\":"
+                     "\"interrupted: %s\",\"code\":\"interrupted\"}}",
+                     (unsigned long long)seq, ts, run->id);
     *len = (size_t)n;
     return b->buf;
 }
@@ -741,6 +741,32 @@ static void test_session_delete_cascades(void **state)
     uint64_t last = 9;
     assert_int_equal(cgw_store_event_last_seq(s, "t", rid, &last, NULL), CGW_OK);
     assert_int_equal(last, 0);
+}
+
+static void test_many_runs(void **state)
+{
+    struct fx *f = *state;
+    char sid[CGW_STORE_ID_MAX];
+    new_session(f->store, "t", sid);
+    /* More runs than the SQLite run cache holds, each appended to twice, interleaved. */
+    enum { N = 4200 };
+    static char ids[N][CGW_STORE_ID_MAX];
+    for (int i = 0; i < N; i++) {
+        new_run(f->store, "t", sid, ids[i]);
+    }
+    for (int pass = 1; pass <= 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            uint64_t seq = 0;
+            assert_int_equal(append_text(f->store, "t", ids[i], 0, &seq), CGW_OK);
+            assert_int_equal(seq, pass);
+        }
+    }
+    struct collected c;
+    for (int i = 0; i < N; i += 997) {
+        assert_int_equal(read_all(f->store, "t", ids[i], 0, 0, &c), CGW_OK);
+        assert_int_equal(c.n, 2);
+        assert_string_equal(c.last_json, "{\"seq\":2,\"type\":\"text_delta\",\"text\":\"t2\"}");
+    }
 }
 
 static void test_bad_arguments(void **state)
@@ -1007,24 +1033,21 @@ static int child_writer(const char *path, const char *mode, int fd)
     }
 }
 
-/* Reads acknowledgements until `want` is acknowledged; returns the last one read. */
+/* Reads acknowledgement lines until `want` is acknowledged; returns the last one read. One
+ * byte per read(): nothing past the line that satisfies `want` is consumed, so the next call
+ * starts on a line boundary. */
 static uint64_t read_acks(int fd, uint64_t want)
 {
-    char buf[4096];
-    size_t have = 0;
-    uint64_t last = 0;
+    uint64_t last = 0, cur = 0;
     while (last < want) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
-        assert_true(n > 0);
-        have += (size_t)n;
-        buf[have] = '\0';
-        char *nl, *p = buf;
-        while ((nl = strchr(p, '\n')) != NULL) {
-            last = strtoull(p, NULL, 10);
-            p = nl + 1;
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n') {
+            last = cur;
+            cur = 0;
+        } else {
+            cur = cur * 10 + (uint64_t)(ch - '0');
         }
-        have -= (size_t)(p - buf);
-        memmove(buf, p, have);
     }
     return last;
 }
@@ -1107,8 +1130,9 @@ static void test_sqlite_kill_commit_per_append(void **state)
 }
 
 /* Child role "reader": polls the run's events through a read-only store until it has seen
- * `want`, checking every read is a gap-free prefix that never shrinks. */
-static int child_reader(const char *path, const char *run, uint64_t want)
+ * `want`, checking every read is a gap-free prefix that never shrinks, and reporting on `fd`
+ * each new count it sees. */
+static int child_reader(const char *path, const char *run, uint64_t want, int fd)
 {
     cgw_ctx_t *ctx = cgw_test_ctx_new();
     cgw_store_t *s = NULL;
@@ -1116,13 +1140,12 @@ static int child_reader(const char *path, const char *run, uint64_t want)
         return 2;
     }
     static struct collected c;
-    int prev = 0, reads = 0;
-    for (int i = 0; i < 200000; i++) {
+    int prev = -1;
+    for (int i = 0; i < 2000000; i++) {
         memset(&c, 0, sizeof(c));
         if (cgw_store_event_read(s, "t", run, 0, 0, collect_event, &c, NULL) != CGW_OK) {
             return 3;
         }
-        reads++;
         for (int k = 0; k < c.n && k < 4096; k++) {
             if (c.seqs[k] != (uint64_t)k + 1) {
                 return 4;
@@ -1131,11 +1154,18 @@ static int child_reader(const char *path, const char *run, uint64_t want)
         if (c.n < prev) {
             return 5;
         }
+        if (c.n != prev) {
+            char line[32];
+            int n = snprintf(line, sizeof(line), "%d\n", c.n);
+            if (write(fd, line, (size_t)n) != n) {
+                return 6;
+            }
+        }
         prev = c.n;
         if ((uint64_t)c.n >= want) {
             cgw_store_free(s);
             cgw_ctx_free(ctx);
-            return reads > 1 ? 0 : 6;
+            return 0;
         }
     }
     return 7;
@@ -1147,19 +1177,26 @@ static void test_sqlite_concurrent_reader(void **state)
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
     new_session(f->store, "t", sid);
     new_run(f->store, "t", sid, rid);
-    const char *argv[] = {"test_store", "child-reader", f->path, rid, "3000", NULL};
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char fdarg[16];
+    snprintf(fdarg, sizeof(fdarg), "%d", fds[1]);
+    const char *argv[] = {"test_store", "child-reader", f->path, rid, "3000", fdarg, NULL};
     pid_t pid = spawn_self(argv);
     assert_true(pid > 0);
-    for (int i = 1; i <= 3000; i++) {
+    close(fds[1]);
+    for (uint64_t i = 1; i <= 3000; i++) {
         assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
         if (i % 25 == 0) {
             assert_int_equal(cgw_store_flush(f->store, NULL), CGW_OK);
-            /* Let the reader in now and then, so reads really interleave with writes. */
-            if (i % 500 == 0) {
-                usleep(2000);
-            }
+        }
+        /* Every 500 events, wait until the reader has seen them: its reads really do
+         * interleave with the writes, whatever the scheduling. */
+        if (i % 500 == 0) {
+            assert_true(read_acks(fds[0], i) >= i);
         }
     }
+    close(fds[0]);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
@@ -1238,6 +1275,88 @@ static void test_sqlite_bad_paths(void **state)
     assert_string_equal(cgw_store_kind(NULL), "none");
 }
 
+static void test_sqlite_failed_commit_is_kept(void **state)
+{
+    struct fx *f = *state;
+    char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
+    new_session(f->store, "t", sid);
+    new_run(f->store, "t", sid, rid);
+    cgw_store_free(f->store);
+    f->store = NULL;
+    cgw_store_sqlite_options_t o;
+    cgw_store_sqlite_options_init(&o);
+    o.path = f->path;
+    o.busy_timeout_ms = 20;
+    o.max_pending_events = 4;
+    assert_int_equal(cgw_store_open_sqlite(f->ctx, &o, &f->store, NULL), CGW_OK);
+
+    /* Past the cap, an append commits the queue itself. */
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
+    }
+    long long n = 0;
+    assert_int_equal(raw_query_int(f->path, "SELECT count(*) FROM events", &n), SQLITE_OK);
+    assert_true(n >= 8 && n < 10);
+
+    /* Another connection holds the write lock: the loop's commit fails and keeps the queue. */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
+    event_base_loop(cgw_ctx_base(f->ctx), EVLOOP_NONBLOCK);
+    cgw_error_t err;
+    assert_int_equal(cgw_store_flush(f->store, &err), CGW_EBUSY);
+    assert_non_null(strstr(err.message, "locked"));
+    uint64_t last = 0;
+    assert_int_equal(cgw_store_event_last_seq(f->store, "t", rid, &last, NULL), CGW_OK);
+    assert_int_equal(last, 11);
+    /* Appends go on queueing meanwhile, with the right seqs. */
+    uint64_t seq = 0;
+    assert_int_equal(append_text(f->store, "t", rid, 0, &seq), CGW_OK);
+    assert_int_equal(seq, 12);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    /* The lock is gone: the retry commits everything, once, in order. */
+    assert_int_equal(cgw_store_flush(f->store, NULL), CGW_OK);
+    struct collected c;
+    assert_int_equal(read_all(f->store, "t", rid, 0, 0, &c), CGW_OK);
+    assert_int_equal(c.n, 12);
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(c.seqs[i], i + 1);
+    }
+}
+
+static void test_sqlite_exclusive(void **state)
+{
+    struct fx *f = *state;
+    cgw_store_free(f->store);
+    f->store = NULL;
+    cgw_store_sqlite_options_t o;
+    cgw_store_sqlite_options_init(&o);
+    o.path = f->path;
+    o.exclusive = true;
+    assert_int_equal(cgw_store_open_sqlite(f->ctx, &o, &f->store, NULL), CGW_OK);
+    char sid[CGW_STORE_ID_MAX];
+    new_session(f->store, "t", sid);
+    /* Nobody else gets in while it is open, not even to read. */
+    cgw_store_t *other = NULL;
+    cgw_error_t err;
+    o.exclusive = false;
+    o.read_only = true;
+    o.busy_timeout_ms = 10;
+    assert_int_equal(cgw_store_open_sqlite(f->ctx, &o, &other, &err), CGW_EBUSY);
+    assert_null(other);
+    assert_non_null(strstr(err.message, "locked"));
+    cgw_store_free(f->store);
+    f->store = NULL;
+    /* Closed: the data is there for the next one. */
+    assert_int_equal(cgw_store_open_sqlite(f->ctx, &o, &other, NULL), CGW_OK);
+    cgw_store_session_t rec;
+    assert_int_equal(cgw_store_session_get(other, "t", sid, &rec, NULL), CGW_OK);
+    cgw_store_session_clear(&rec);
+    cgw_store_free(other);
+}
+
 #define SQLITE_TESTS                                                                               \
     cmocka_unit_test_setup_teardown(test_sqlite_reopen_keeps_everything, setup_sqlite_group,      \
                                     teardown),                                                     \
@@ -1249,6 +1368,9 @@ static void test_sqlite_bad_paths(void **state)
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_sqlite_concurrent_reader, setup_sqlite_group,        \
                                         teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_sqlite_failed_commit_is_kept, setup_sqlite_group,    \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_sqlite_exclusive, setup_sqlite_group, teardown),     \
         cmocka_unit_test_setup_teardown(test_sqlite_bad_paths, setup_sqlite_group, teardown)
 
 #define CONTRACT(setup)                                                                            \
@@ -1266,6 +1388,7 @@ static void test_sqlite_bad_paths(void **state)
         cmocka_unit_test_setup_teardown(test_unknown_ids, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(test_session_delete_cascades, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(test_many_runs, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_reentry_refused, setup, teardown)
 
 int main(int argc, char **argv)
@@ -1273,8 +1396,8 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "child-writer") == 0) {
         return child_writer(argv[2], argv[3], atoi(argv[4]));
     }
-    if (argc == 5 && strcmp(argv[1], "child-reader") == 0) {
-        return child_reader(argv[2], argv[3], strtoull(argv[4], NULL, 10));
+    if (argc == 6 && strcmp(argv[1], "child-reader") == 0) {
+        return child_reader(argv[2], argv[3], strtoull(argv[4], NULL, 10), atoi(argv[5]));
     }
     const struct CMUnitTest memory[] = {CONTRACT(setup_memory),
                                         cmocka_unit_test(test_status_names)};
