@@ -72,6 +72,59 @@ static int step_row(sq_store_t *sq, sqlite3_stmt *st, const char *what, cgw_erro
     return code;
 }
 
+/* Runs `which` with ?1 = id and steps to its one row, which must belong to `tenant` (in column
+ * `tenant_col`). CGW_OK with the row ready to read (then call finish), CGW_ENOENT ("no <what>
+ * <id>") when there is no row or it is another tenant's, or a mapped error. */
+static int fetch_owned(sq_store_t *sq, enum cgw_sqlite_stmt which, const char *id,
+                       int tenant_col, const char *tenant, const char *what,
+                       sqlite3_stmt **out, cgw_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = cgw__sq_stmt(sq, which, &st, err);
+    rc = rc ? rc : bound(sq, st, bind_str(st, 1, id), err);
+    rc = rc ? rc : step_row(sq, st, what, err);
+    if (rc == CGW_OK && strcmp(col_str(st, tenant_col), tenant) != 0) {
+        finish(st);
+        rc = CGW_ENOENT;
+    }
+    if (rc == CGW_ENOENT) {
+        return cgw__store_enoent(err, what, id);
+    }
+    *out = st;
+    return rc;
+}
+
+/* Steps a bound statement to its end, calling `fn` on each row, and resets it; stops at the
+ * first value other than CGW_OK and returns it. The visitors below call the user's callbacks
+ * while the statement is open: those cannot call into the store (the re-entry guard), so a
+ * read stays one short statement and never holds a snapshot across other work. */
+typedef int (*row_fn)(sqlite3_stmt *st, void *arg);
+
+static int each_row(sq_store_t *sq, sqlite3_stmt *st, row_fn fn, void *arg, const char *what,
+                    cgw_error_t *err)
+{
+    int rc = CGW_OK, step = SQLITE_DONE;
+    while (rc == CGW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = fn(st, arg);
+    }
+    if (rc == CGW_OK && step != SQLITE_DONE) {
+        rc = cgw__sq_fail(sq, step, what, err);
+    }
+    finish(st);
+    return rc;
+}
+
+/* The user's callback for each_row's visitors. */
+struct visit {
+    union {
+        cgw_store_event_cb event;
+        cgw_store_session_cb session;
+        cgw_store_run_cb run;
+        cgw_store_message_cb message;
+    } cb;
+    void *user;
+};
+
 static void read_run(sqlite3_stmt *st, cgw_store_run_t *r)
 {
     memset(r, 0, sizeof(*r));
@@ -98,6 +151,37 @@ static void read_session(sqlite3_stmt *st, cgw_store_session_t *s)
     s->message_count = (uint64_t)sqlite3_column_int64(st, 5);
 }
 
+static int event_row(sqlite3_stmt *st, void *arg)
+{
+    struct visit *v = arg;
+    cgw_store_event_t ev = {(uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
+                            col_str(st, 2), col_str(st, 3), (size_t)sqlite3_column_bytes(st, 3)};
+    return v->cb.event(&ev, v->user);
+}
+
+static int session_row(sqlite3_stmt *st, void *arg)
+{
+    struct visit *v = arg;
+    cgw_store_session_t rec;
+    read_session(st, &rec);
+    return v->cb.session(&rec, v->user);
+}
+
+static int run_row(sqlite3_stmt *st, void *arg)
+{
+    struct visit *v = arg;
+    cgw_store_run_t r;
+    read_run(st, &r);
+    return v->cb.run(&r, v->user);
+}
+
+static int message_row(sqlite3_stmt *st, void *arg)
+{
+    struct visit *v = arg;
+    return v->cb.message((uint64_t)sqlite3_column_int64(st, 0), col_str(st, 1),
+                         (size_t)sqlite3_column_bytes(st, 1), v->user);
+}
+
 /* ---- the run cache --------------------------------------------------------------------------- */
 
 #define RUN_CACHE_MAX 4096
@@ -115,32 +199,22 @@ static void cache_forget(sq_store_t *sq, const char *run_id)
     cgw_free(cgw__map_del(&sq->runs, run_id));
 }
 
-/* Looks up a run's owner, status and last seq in the database. CGW_ENOENT for a missing run
- * or another tenant's. */
+/* Looks up a run's status and last seq in the database. CGW_ENOENT for a missing run or
+ * another tenant's. */
 static int lookup_run(sq_store_t *sq, const char *tenant, const char *id,
                       cgw_run_status_t *status, uint64_t *last, cgw_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = cgw__sq_stmt(sq, ST_RUN_LOOKUP, &st, err);
-    if (rc == CGW_OK) {
-        rc = bound(sq, st, bind_str(st, 1, id), err);
-    }
-    if (rc == CGW_OK) {
-        rc = step_row(sq, st, "read run", err);
-    }
-    if (rc == CGW_ENOENT) {
-        return cgw__store_enoent(err, "run", id);
-    }
+    int rc = fetch_owned(sq, ST_RUN_LOOKUP, id, 0, tenant, "run", &st, err);
     if (rc != CGW_OK) {
         return rc;
     }
-    bool mine = strcmp(col_str(st, 0), tenant) == 0;
     if (status != NULL) {
         (void)cgw_run_status_parse(col_str(st, 1), status);
     }
     *last = (uint64_t)sqlite3_column_int64(st, 2);
     finish(st);
-    return mine ? CGW_OK : cgw__store_enoent(err, "run", id);
+    return CGW_OK;
 }
 
 static int commit_queue(sq_store_t *sq, cgw_error_t *err);
@@ -389,20 +463,8 @@ static int sq_event_read(cgw_store_t *s, const char *tenant, const char *run_id,
     b = b ? b : sqlite3_bind_int64(st, 2, (sqlite3_int64)(after > INT64_MAX ? INT64_MAX : after));
     b = b ? b : sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (sqlite3_int64)limit);
     rc = bound(sq, st, b, err);
-    int step;
-    /* The callbacks run while the statement is open: they cannot call into the store (the
-     * re-entry guard), so the read stays one short statement. */
-    while (rc == CGW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        cgw_store_event_t ev = {(uint64_t)sqlite3_column_int64(st, 0),
-                                sqlite3_column_double(st, 1), col_str(st, 2), col_str(st, 3),
-                                (size_t)sqlite3_column_bytes(st, 3)};
-        rc = cb(&ev, user);
-    }
-    if (rc == CGW_OK && step != SQLITE_DONE) {
-        rc = cgw__sq_fail(sq, step, "read events", err);
-    }
-    finish(st);
-    return rc;
+    struct visit v = {.cb.event = cb, .user = user};
+    return rc ? rc : each_row(sq, st, event_row, &v, "read events", err);
 }
 
 static int sq_event_last_seq(cgw_store_t *s, const char *tenant, const char *run_id,
@@ -424,42 +486,26 @@ static int session_owner(sq_store_t *sq, const char *tenant, const char *id, uin
                          cgw_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = cgw__sq_stmt(sq, ST_SESS_OWNER, &st, err);
-    rc = rc ? rc : bound(sq, st, bind_str(st, 1, id), err);
-    rc = rc ? rc : step_row(sq, st, "read session", err);
-    if (rc == CGW_ENOENT) {
-        return cgw__store_enoent(err, "session", id);
-    }
+    int rc = fetch_owned(sq, ST_SESS_OWNER, id, 0, tenant, "session", &st, err);
     if (rc != CGW_OK) {
         return rc;
     }
-    bool mine = strcmp(col_str(st, 0), tenant) == 0;
     if (count != NULL) {
         *count = (uint64_t)sqlite3_column_int64(st, 1);
     }
     finish(st);
-    return mine ? CGW_OK : cgw__store_enoent(err, "session", id);
+    return CGW_OK;
 }
 
 static int read_one_session(sq_store_t *sq, const char *tenant, const char *id,
                             cgw_store_session_t *out, cgw_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = cgw__sq_stmt(sq, ST_SESS_GET, &st, err);
-    rc = rc ? rc : bound(sq, st, bind_str(st, 1, id), err);
-    rc = rc ? rc : step_row(sq, st, "read session", err);
-    if (rc == CGW_ENOENT) {
-        return cgw__store_enoent(err, "session", id);
-    }
+    int rc = fetch_owned(sq, ST_SESS_GET, id, 1, tenant, "session", &st, err);
     if (rc != CGW_OK) {
         return rc;
     }
     read_session(st, out);
-    if (strcmp(out->tenant, tenant) != 0) {
-        memset(out, 0, sizeof(*out));
-        finish(st);
-        return cgw__store_enoent(err, "session", id);
-    }
     out->settings = cgw__memdup(out->settings, out->settings_len);
     finish(st);
     return out->settings ? CGW_OK : cgw_error_set(err, CGW_ENOMEM, "out of memory");
@@ -510,17 +556,8 @@ static int sq_session_list(cgw_store_t *s, const char *tenant, uint64_t offset, 
     b = b ? b : sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
     b = b ? b : sqlite3_bind_int64(st, 3, offset > INT64_MAX ? INT64_MAX : (sqlite3_int64)offset);
     rc = bound(sq, st, b, err);
-    int step;
-    while (rc == CGW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        cgw_store_session_t rec;
-        read_session(st, &rec);
-        rc = cb(&rec, user);
-    }
-    if (rc == CGW_OK && step != SQLITE_DONE) {
-        rc = cgw__sq_fail(sq, step, "list sessions", err);
-    }
-    finish(st);
-    return rc;
+    struct visit v = {.cb.session = cb, .user = user};
+    return rc ? rc : each_row(sq, st, session_row, &v, "list sessions", err);
 }
 
 static int sq_session_count(cgw_store_t *s, const char *tenant, uint64_t *out, cgw_error_t *err)
@@ -647,16 +684,8 @@ static int sq_message_load(cgw_store_t *s, const char *tenant, const char *sid,
         return rc;
     }
     rc = bound(sq, st, bind_str(st, 1, sid), err);
-    int step;
-    while (rc == CGW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = cb((uint64_t)sqlite3_column_int64(st, 0), col_str(st, 1),
-                (size_t)sqlite3_column_bytes(st, 1), user);
-    }
-    if (rc == CGW_OK && step != SQLITE_DONE) {
-        rc = cgw__sq_fail(sq, step, "load messages", err);
-    }
-    finish(st);
-    return rc;
+    struct visit v = {.cb.message = cb, .user = user};
+    return rc ? rc : each_row(sq, st, message_row, &v, "load messages", err);
 }
 
 static int sq_message_count(cgw_store_t *s, const char *tenant, const char *sid, uint64_t *out,
@@ -698,21 +727,12 @@ static int read_one_run(sq_store_t *sq, const char *tenant, const char *id, cgw_
                         cgw_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = cgw__sq_stmt(sq, ST_RUN_GET, &st, err);
-    rc = rc ? rc : bound(sq, st, bind_str(st, 1, id), err);
-    rc = rc ? rc : step_row(sq, st, "read run", err);
-    if (rc == CGW_ENOENT) {
-        return cgw__store_enoent(err, "run", id);
-    }
+    int rc = fetch_owned(sq, ST_RUN_GET, id, 2, tenant, "run", &st, err);
     if (rc != CGW_OK) {
         return rc;
     }
     read_run(st, out);
     finish(st);
-    if (strcmp(out->tenant, tenant) != 0) {
-        memset(out, 0, sizeof(*out));
-        return cgw__store_enoent(err, "run", id);
-    }
     return CGW_OK;
 }
 
@@ -798,21 +818,12 @@ static int sq_run_set_status(cgw_store_t *s, const char *tenant, const char *id,
     return rc;
 }
 
-/* Steps a run query and calls `cb` per row. */
+/* Calls `cb` for each row of a bound run query. */
 static int each_run(sq_store_t *sq, sqlite3_stmt *st, cgw_store_run_cb cb, void *user,
                     cgw_error_t *err)
 {
-    int rc = CGW_OK, step;
-    while (rc == CGW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        cgw_store_run_t r;
-        read_run(st, &r);
-        rc = cb(&r, user);
-    }
-    if (rc == CGW_OK && step != SQLITE_DONE) {
-        rc = cgw__sq_fail(sq, step, "list runs", err);
-    }
-    finish(st);
-    return rc;
+    struct visit v = {.cb.run = cb, .user = user};
+    return each_row(sq, st, run_row, &v, "list runs", err);
 }
 
 static int sq_run_list(cgw_store_t *s, const char *tenant, const char *sid, cgw_store_run_cb cb,

@@ -120,6 +120,29 @@ static const char *new_run(cgw_store_t *s, const char *tenant, const char *sid, 
     return id_out;
 }
 
+/* A session of `tenant` with one run. */
+static void session_and_run(cgw_store_t *s, const char *tenant, char *sid, char *rid)
+{
+    new_session(s, tenant, sid);
+    new_run(s, tenant, sid, rid);
+}
+
+/* Two tenants: "t" with session s1 and runs a and c, "u" with session s2 and run b, created
+ * in the order a, b, c. */
+struct world {
+    char s1[CGW_STORE_ID_MAX], s2[CGW_STORE_ID_MAX];
+    char a[CGW_STORE_ID_MAX], b[CGW_STORE_ID_MAX], c[CGW_STORE_ID_MAX];
+};
+
+static void make_world(cgw_store_t *s, struct world *w)
+{
+    new_session(s, "t", w->s1);
+    new_session(s, "u", w->s2);
+    new_run(s, "t", w->s1, w->a);
+    new_run(s, "u", w->s2, w->b);
+    new_run(s, "t", w->s1, w->c);
+}
+
 static int append_text(cgw_store_t *s, const char *tenant, const char *run, uint64_t seq,
                        uint64_t *got)
 {
@@ -387,8 +410,7 @@ static void test_runs(void **state)
     struct fx *f = *state;
     cgw_store_t *s = f->store;
     char sid[CGW_STORE_ID_MAX], r1[CGW_STORE_ID_MAX];
-    new_session(s, "t", sid);
-    new_run(s, "t", sid, r1);
+    session_and_run(s, "t", sid, r1);
     assert_int_equal(strncmp(r1, "run_", 4), 0);
     assert_int_equal(strlen(r1), 4 + 22);
     cgw_store_run_t r;
@@ -431,13 +453,9 @@ static void test_run_lists(void **state)
 {
     struct fx *f = *state;
     cgw_store_t *s = f->store;
-    char s1[CGW_STORE_ID_MAX], s2[CGW_STORE_ID_MAX], a[CGW_STORE_ID_MAX], b[CGW_STORE_ID_MAX],
-        c[CGW_STORE_ID_MAX];
-    new_session(s, "t", s1);
-    new_session(s, "u", s2);
-    new_run(s, "t", s1, a);
-    new_run(s, "u", s2, b);
-    new_run(s, "t", s1, c);
+    struct world w;
+    make_world(s, &w);
+    const char *s1 = w.s1, *a = w.a, *b = w.b, *c = w.c;
     assert_int_equal(append_text(s, "t", c, 0, NULL), CGW_OK);
     assert_int_equal(cgw_store_run_set_status(s, "t", a, CGW_RUN_CANCELLED, NULL), CGW_OK);
 
@@ -462,8 +480,7 @@ static void test_events_append_read(void **state)
     struct fx *f = *state;
     cgw_store_t *s = f->store;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(s, "t", sid);
-    new_run(s, "t", sid, rid);
+    session_and_run(s, "t", sid, rid);
     uint64_t seq = 0, last = 99;
     assert_int_equal(cgw_store_event_last_seq(s, "t", rid, &last, NULL), CGW_OK);
     assert_int_equal(last, 0);
@@ -521,8 +538,7 @@ static void test_many_events_in_order(void **state)
 {
     struct fx *f = *state;
     char sid[CGW_STORE_ID_MAX], r1[CGW_STORE_ID_MAX], r2[CGW_STORE_ID_MAX];
-    new_session(f->store, "t", sid);
-    new_run(f->store, "t", sid, r1);
+    session_and_run(f->store, "t", sid, r1);
     new_run(f->store, "t", sid, r2);
     /* Interleaved runs, more than the group-commit queue holds. */
     for (uint64_t i = 1; i <= 3000; i++) {
@@ -545,8 +561,7 @@ static void test_run_finish(void **state)
     struct fx *f = *state;
     cgw_store_t *s = f->store;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(s, "t", sid);
-    new_run(s, "t", sid, rid);
+    session_and_run(s, "t", sid, rid);
     assert_int_equal(append_text(s, "t", rid, 0, NULL), CGW_OK);
     const char *done = "{\"type\":\"stream_complete\",\"stop_reason\":\"end_turn\"}";
     cgw_store_event_t fin = {0, 5.0, "stream_complete", done, strlen(done)};
@@ -607,13 +622,9 @@ static void test_recover(void **state)
 {
     struct fx *f = *state;
     cgw_store_t *s = f->store;
-    char s1[CGW_STORE_ID_MAX], s2[CGW_STORE_ID_MAX], a[CGW_STORE_ID_MAX], b[CGW_STORE_ID_MAX],
-        done[CGW_STORE_ID_MAX];
-    new_session(s, "t", s1);
-    new_session(s, "u", s2);
-    new_run(s, "t", s1, a);
-    new_run(s, "u", s2, b);
-    new_run(s, "t", s1, done);
+    struct world w;
+    make_world(s, &w);
+    const char *s1 = w.s1, *a = w.a, *b = w.b, *done = w.c;
     for (int i = 0; i < 4; i++) {
         assert_int_equal(append_text(s, "t", a, 0, NULL), CGW_OK);
     }
@@ -657,8 +668,7 @@ static void test_tenant_isolation(void **state)
     struct fx *f = *state;
     cgw_store_t *s = f->store;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(s, "alice", sid);
-    new_run(s, "alice", sid, rid);
+    session_and_run(s, "alice", sid, rid);
     assert_int_equal(append_text(s, "alice", rid, 0, NULL), CGW_OK);
     const char *eve = "eve";
     cgw_store_session_t rec;
@@ -774,8 +784,7 @@ static void test_bad_arguments(void **state)
     struct fx *f = *state;
     cgw_store_t *s = f->store;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(s, "t", sid);
-    new_run(s, "t", sid, rid);
+    session_and_run(s, "t", sid, rid);
     cgw_store_session_t rec;
     cgw_error_t err;
     char long_tenant[200];
@@ -833,8 +842,7 @@ static void test_reentry_refused(void **state)
 {
     struct fx *f = *state;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(f->store, "t", sid);
-    new_run(f->store, "t", sid, rid);
+    session_and_run(f->store, "t", sid, rid);
     assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
     assert_int_equal(cgw_store_event_read(f->store, "t", rid, 0, 0, reenter_cb, f, NULL), CGW_OK);
     /* And the store works normally afterwards. */
@@ -969,8 +977,7 @@ static void test_sqlite_group_commit_on_loop(void **state)
 {
     struct fx *f = *state;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(f->store, "t", sid);
-    new_run(f->store, "t", sid, rid);
+    session_and_run(f->store, "t", sid, rid);
     cgw_store_t *reader = NULL;
     assert_int_equal(open_sqlite_at(f->ctx, f->path, false, true, &reader, NULL), CGW_OK);
     for (int i = 0; i < 5; i++) {
@@ -1175,8 +1182,7 @@ static void test_sqlite_concurrent_reader(void **state)
 {
     struct fx *f = *state;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(f->store, "t", sid);
-    new_run(f->store, "t", sid, rid);
+    session_and_run(f->store, "t", sid, rid);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     char fdarg[16];
@@ -1279,8 +1285,7 @@ static void test_sqlite_failed_commit_is_kept(void **state)
 {
     struct fx *f = *state;
     char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
-    new_session(f->store, "t", sid);
-    new_run(f->store, "t", sid, rid);
+    session_and_run(f->store, "t", sid, rid);
     cgw_store_free(f->store);
     f->store = NULL;
     cgw_store_sqlite_options_t o;
