@@ -129,7 +129,8 @@ typedef struct cgw_store_sqlite_options {
      *  write, any read, or cgw_store_free. false: every append is its own transaction. */
     bool group_commit;
     size_t max_pending_events; /**< queue cap in events (default 1024) */
-    size_t max_pending_bytes;  /**< queue cap in JSON bytes (default 4 MiB) */
+    size_t max_pending_bytes;  /**< queue cap in JSON bytes (default 4 MiB); a batch larger
+                                    than this is written at once instead of queued */
     /** How long a statement waits for another connection's lock (default 5000 ms). */
     int busy_timeout_ms;
     /** Open read-only (inspection tools, a second process reading); writes fail. */
@@ -159,7 +160,7 @@ CGW_EXTERN int cgw_store_open_sqlite(cgw_ctx_t *ctx, const cgw_store_sqlite_opti
  *  logged at ERROR; call cgw_store_flush first to see it. */
 CGW_EXTERN void cgw_store_free(cgw_store_t *store);
 
-/** "memory" or "sqlite". Static storage. */
+/** "memory" or "sqlite" ("none" for NULL). Static storage. */
 CGW_EXTERN const char *cgw_store_kind(const cgw_store_t *store);
 
 /** Makes every queued event append durable now (commits the group-commit queue). A no-op for
@@ -284,8 +285,8 @@ CGW_EXTERN int cgw_store_recover(cgw_store_t *store, const char *final_type,
  *  final status is allowed (a late terminal event). The first seq appended goes to
  *  `first_seq` if not NULL. With group commit the events are queued: visible to every read
  *  at once, durable after the current loop iteration or cgw_store_flush. Returns CGW_OK,
- *  CGW_ENOENT (run), CGW_ESEQ, CGW_EINVAL (bad type, empty json) or a common error (including
- *  the error of a queued commit that failed). */
+ *  CGW_ENOENT (run), CGW_ESEQ, CGW_EINVAL (bad type, empty json, ts not finite) or a common
+ *  error (including the error of a queued commit that failed). */
 CGW_EXTERN int cgw_store_event_append_batch(cgw_store_t *store, const char *tenant,
                                             const char *run_id, const cgw_store_event_t *events,
                                             size_t n, uint64_t *first_seq, cgw_error_t *err);

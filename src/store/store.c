@@ -1,5 +1,6 @@
 /* The public store API: argument checks, ids, clock, re-entry guard, then the vtable.
  * See include/cgw/store.h for the contract and docs/store.md for the design. */
+#include <math.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -169,6 +170,10 @@ static int check_event(const cgw_store_event_t *ev, cgw_error_t *err)
     if (!ok) {
         return cgw_error_set(err, CGW_EINVAL, "event type must be 1 to %d printable bytes",
                              CGW_STORE_TYPE_MAX - 1);
+    }
+    /* SQLite stores a NaN as NULL, which the NOT NULL column would refuse at commit time. */
+    if (!isfinite(ev->ts)) {
+        return cgw_error_set(err, CGW_EINVAL, "event ts is not a finite number");
     }
     return check_bytes(ev->json, ev->json_len, false, "event json", err);
 }

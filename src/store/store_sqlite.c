@@ -365,13 +365,9 @@ static int enqueue(sq_store_t *sq, const char *run_id, const cgw_store_event_t *
 }
 
 static int append_queued(sq_store_t *sq, const char *tenant, const char *run_id,
-                         const cgw_store_event_t *evs, size_t n, uint64_t *seqs,
+                         const cgw_store_event_t *evs, size_t n, size_t bytes, uint64_t *seqs,
                          cgw_error_t *err)
 {
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        bytes += evs[i].json_len;
-    }
     int rc = CGW_OK;
     if (sq->npend > 0 && (sq->npend + n > sq->max_pending_events ||
                           sq->pend_bytes + bytes > sq->max_pending_bytes)) {
@@ -436,8 +432,19 @@ static int sq_event_append(cgw_store_t *s, const char *tenant, const char *run_i
     if (seqs == NULL) {
         return cgw_error_set(err, CGW_ENOMEM, "out of memory appending events");
     }
-    int rc = sq->group_commit ? append_queued(sq, tenant, run_id, events, n, seqs, err)
-                              : append_direct(sq, tenant, run_id, events, n, seqs, err);
+    /* A batch larger than the queue's byte cap is written at once (after the queue): a
+     * failure to write it (too big for SQLite) is then the caller's answer, and can never
+     * leave a queue that no commit gets past. */
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += events[i].json_len;
+    }
+    bool queue = sq->group_commit && bytes <= sq->max_pending_bytes;
+    int rc = queue ? CGW_OK : commit_queue(sq, err);
+    if (rc == CGW_OK) {
+        rc = queue ? append_queued(sq, tenant, run_id, events, n, bytes, seqs, err)
+                   : append_direct(sq, tenant, run_id, events, n, seqs, err);
+    }
     if (rc == CGW_OK) {
         *first_seq = seqs[0];
     }

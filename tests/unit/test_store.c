@@ -3,6 +3,7 @@
  * a writer killed with SIGKILL mid-stream, a concurrent reader process, bad paths. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -815,6 +816,11 @@ static void test_bad_arguments(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(cgw_store_event_append(s, "t", rid, &bad[i], NULL, &err), CGW_EINVAL);
     }
+    cgw_store_event_t odd_ts[] = {{0, NAN, "x", "{}", 2}, {0, INFINITY, "x", "{}", 2}};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(cgw_store_event_append(s, "t", rid, &odd_ts[i], NULL, &err), CGW_EINVAL);
+        assert_non_null(strstr(err.message, "finite"));
+    }
     assert_int_equal(cgw_store_event_append(s, "t", rid, NULL, NULL, &err), CGW_EINVAL);
     assert_int_equal(cgw_store_event_append_batch(s, "t", rid, bad, 0, NULL, &err), CGW_EINVAL);
     assert_int_equal(cgw_store_event_read(s, "t", rid, 0, 0, NULL, NULL, &err), CGW_EINVAL);
@@ -1293,6 +1299,7 @@ static void test_sqlite_failed_commit_is_kept(void **state)
     o.path = f->path;
     o.busy_timeout_ms = 20;
     o.max_pending_events = 4;
+    o.max_pending_bytes = 1000;
     assert_int_equal(cgw_store_open_sqlite(f->ctx, &o, &f->store, NULL), CGW_OK);
 
     /* Past the cap, an append commits the queue itself. */
@@ -1329,6 +1336,16 @@ static void test_sqlite_failed_commit_is_kept(void **state)
     for (int i = 0; i < 12; i++) {
         assert_int_equal(c.seqs[i], i + 1);
     }
+
+    /* An event larger than the queue's byte cap is written at once, after what was queued. */
+    assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
+    char big[2000];
+    memset(big, 'x', sizeof(big));
+    cgw_store_event_t ev = {0, 3.5, "tool_result", big, sizeof(big)};
+    assert_int_equal(cgw_store_event_append(f->store, "t", rid, &ev, &seq, NULL), CGW_OK);
+    assert_int_equal(seq, 14);
+    assert_int_equal(raw_query_int(f->path, "SELECT max(seq) FROM events", &n), SQLITE_OK);
+    assert_int_equal(n, 14);
 }
 
 static void test_sqlite_exclusive(void **state)
