@@ -37,6 +37,7 @@ typedef struct sq_store {
     char *path;
     sqlite3_stmt *st[ST_COUNT_];
     bool group_commit;
+    bool read_only;
     size_t max_pending_events, max_pending_bytes;
 
     /* group commit: events appended but not yet committed, in append order */

@@ -428,6 +428,10 @@ static int sq_event_append(cgw_store_t *s, const char *tenant, const char *run_i
                            cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
+    if (sq->read_only) {
+        /* Refused here: queued, it would only fail later, at commit. */
+        return cgw_error_set(err, CGW_ESTORE, "%s is open read-only", sq->path);
+    }
     uint64_t one, *seqs = n == 1 ? &one : cgw__calloc(n, sizeof(*seqs));
     if (seqs == NULL) {
         return cgw_error_set(err, CGW_ENOMEM, "out of memory appending events");
@@ -950,6 +954,7 @@ int cgw_store_open_sqlite(cgw_ctx_t *ctx, const cgw_store_sqlite_options_t *opts
     }
     cgw__store_init(&sq->base, &sq_vtable, ctx);
     sq->group_commit = opts->group_commit;
+    sq->read_only = opts->read_only;
     sq->max_pending_events = opts->max_pending_events ? opts->max_pending_events : 1;
     sq->max_pending_bytes = opts->max_pending_bytes ? opts->max_pending_bytes : 1;
     int rc = resolve_path(opts, &sq->path, err);

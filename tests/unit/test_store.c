@@ -1010,6 +1010,10 @@ static void test_sqlite_group_commit_on_loop(void **state)
     assert_int_equal(cgw_store_session_create(reader, "t", NULL, NULL, 0, NULL, &err),
                      CGW_ESTORE);
     assert_non_null(strstr(err.message, "readonly"));
+    assert_int_equal(append_text(reader, "t", rid, 0, NULL), CGW_ESTORE);
+    struct collected c2;
+    assert_int_equal(read_all(reader, "t", rid, 0, 0, &c2), CGW_OK);
+    assert_int_equal(c2.n, 6);
     cgw_store_free(reader);
 }
 
