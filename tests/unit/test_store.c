@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -873,6 +874,163 @@ static void test_status_names(void **state)
     assert_string_equal(cgw_err_name(CGW_ECORRUPT), "ECORRUPT");
 }
 
+/* ---- memory and SQLite agree ---------------------------------------------------------------- */
+
+/* A transcript of what reads returned, compared between the two stores. */
+struct digest {
+    char *p;
+    size_t len, cap;
+};
+
+static void dig(struct digest *d, const char *fmt, ...) CGW_PRINTF(2, 3);
+static void dig(struct digest *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (d->len + (size_t)n + 1 > d->cap) {
+        d->cap = (d->len + (size_t)n + 1) * 2;
+        d->p = realloc(d->p, d->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(d->p + d->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    d->len += (size_t)n;
+}
+
+static int dig_event(const cgw_store_event_t *ev, void *user)
+{
+    dig(user, "e%llu/%s/%.3f/%.*s;", (unsigned long long)ev->seq, ev->type, ev->ts,
+        (int)ev->json_len, ev->json);
+    return CGW_OK;
+}
+
+static int dig_msg(uint64_t index, const char *json, size_t len, void *user)
+{
+    dig(user, "m%llu/%.*s;", (unsigned long long)index, (int)len, json);
+    return CGW_OK;
+}
+
+static int dig_run(const cgw_store_run_t *r, void *user)
+{
+    dig(user, "r%s/%s/%s/%d/%llu;", r->id, r->session_id, r->tenant, (int)r->status,
+        (unsigned long long)r->last_seq);
+    return CGW_OK;
+}
+
+static int dig_session(const cgw_store_session_t *ss, void *user)
+{
+    dig(user, "s%s/%s/%.*s/%llu;", ss->id, ss->tenant, (int)ss->settings_len, ss->settings,
+        (unsigned long long)ss->message_count);
+    return CGW_OK;
+}
+
+/* One random operation on store `s`; returns its code and adds what it read to `d`. The same
+ * `seed` gives the same operation on both stores. */
+static int random_op(cgw_store_t *s, unsigned seed, struct digest *d)
+{
+    unsigned r = seed;
+    const char *tenant = rand_r(&r) % 5 ? "a" : "b";
+    char sid[16], rid[16], json[64];
+    snprintf(sid, sizeof(sid), "s%d", rand_r(&r) % 6);
+    snprintf(rid, sizeof(rid), "r%d", rand_r(&r) % 10);
+    int k = (int)(rand_r(&r) % 1000);
+    snprintf(json, sizeof(json), "{\"k\":%d}", k);
+    uint64_t u = 0;
+    cgw_store_run_t run;
+    cgw_store_session_t ss;
+    int rc;
+    switch (rand_r(&r) % 14) {
+    case 0:
+        return cgw_store_session_create(s, tenant, sid, json, strlen(json), NULL, NULL);
+    case 1:
+    case 2:
+        rc = cgw_store_message_append(s, tenant, sid, json, strlen(json), &u, NULL);
+        dig(d, "i%llu;", (unsigned long long)u);
+        return rc;
+    case 3:
+        return cgw_store_message_truncate(s, tenant, sid, (uint64_t)(k % 4), NULL);
+    case 4:
+        return cgw_store_run_create(s, tenant, sid, rid, NULL, NULL);
+    case 5:
+    case 6:
+    case 7: {
+        cgw_store_event_t evs[3];
+        size_t n = 1 + (size_t)(k % 3);
+        for (size_t i = 0; i < n; i++) {
+            evs[i] = (cgw_store_event_t){k % 7 == 0 ? (uint64_t)(k % 5) : 0, k + 0.5, "text_delta",
+                                         json, strlen(json)};
+        }
+        rc = cgw_store_event_append_batch(s, tenant, rid, evs, n, &u, NULL);
+        dig(d, "f%llu;", rc == CGW_OK ? (unsigned long long)u : 0ULL);
+        return rc;
+    }
+    case 8:
+        return cgw_store_run_set_status(s, tenant, rid, (cgw_run_status_t)(k % 5), NULL);
+    case 9: {
+        cgw_store_event_t fin = {0, 9.0, "stream_complete", json, strlen(json)};
+        return cgw_store_run_finish(s, tenant, rid, (cgw_run_status_t)(1 + k % 4),
+                                    k % 2 ? &fin : NULL, &u, NULL);
+    }
+    case 10:
+        return cgw_store_event_read(s, tenant, rid, (uint64_t)(k % 6), (size_t)(k % 4), dig_event,
+                                    d, NULL);
+    case 11:
+        rc = cgw_store_run_get(s, tenant, rid, &run, NULL);
+        if (rc == CGW_OK) {
+            dig_run(&run, d);
+        }
+        rc = rc ? rc : cgw_store_run_list(s, tenant, run.session_id, dig_run, d, NULL);
+        return rc ? rc : cgw_store_message_load(s, tenant, run.session_id, dig_msg, d, NULL);
+    case 12:
+        rc = cgw_store_session_get(s, tenant, sid, &ss, NULL);
+        if (rc == CGW_OK) {
+            dig_session(&ss, d);
+            cgw_store_session_clear(&ss);
+        }
+        return rc ? rc : cgw_store_session_list(s, tenant, (uint64_t)(k % 2), 0, dig_session, d, NULL);
+    default:
+        return k % 3 == 0 ? cgw_store_session_delete(s, tenant, sid, NULL)
+                          : cgw_store_run_list_unfinished(s, dig_run, d, NULL);
+    }
+}
+
+static void test_memory_and_sqlite_agree(void **state)
+{
+    struct fx *f = *state; /* SQLite with group commit */
+    cgw_store_t *mem = NULL;
+    assert_int_equal(cgw_store_open_memory(f->ctx, &mem), CGW_OK);
+    struct digest dm = {0}, ds = {0};
+    int ok = 0, eseq = 0, estate = 0, enoent = 0, eexist = 0;
+    for (unsigned i = 0; i < 6000; i++) {
+        unsigned seed = i * 2654435761u;
+        int a = random_op(mem, seed, &dm);
+        int b = random_op(f->store, seed, &ds);
+        ok += a == CGW_OK;
+        eseq += a == CGW_ESEQ;
+        estate += a == CGW_ESTATE;
+        enoent += a == CGW_ENOENT;
+        eexist += a == CGW_EEXIST;
+        if (a != b || dm.len != ds.len || memcmp(dm.p, ds.p, dm.len) != 0) {
+            fprintf(stderr, "op %u: memory %s, sqlite %s\n  memory: %.*s\n  sqlite: %.*s\n", i,
+                    cgw_err_name(a), cgw_err_name(b), (int)dm.len, dm.p, (int)ds.len, ds.p);
+            fail();
+        }
+        dm.len = ds.len = 0;
+        if (i % 7 == 0) {
+            event_base_loop(cgw_ctx_base(f->ctx), EVLOOP_NONBLOCK); /* a group commit */
+        }
+    }
+    /* The mix reached every outcome, mostly successes. */
+    fprintf(stderr, "ops: %d ok, %d ENOENT, %d EEXIST, %d ESEQ, %d ESTATE\n", ok, enoent,
+            eexist, eseq, estate);
+    assert_true(ok > 1500 && enoent > 100 && eexist > 50 && eseq > 20 && estate > 50);
+    free(dm.p);
+    free(ds.p);
+    cgw_store_free(mem);
+}
+
 /* ---- SQLite on real files ------------------------------------------------------------------- */
 
 /* Child processes are this same binary started again (fork + exec of /proc/self/exe) in a
@@ -1384,6 +1542,7 @@ static void test_sqlite_exclusive(void **state)
 }
 
 #define SQLITE_TESTS                                                                               \
+    cmocka_unit_test_setup_teardown(test_memory_and_sqlite_agree, setup_sqlite_group, teardown),  \
     cmocka_unit_test_setup_teardown(test_sqlite_reopen_keeps_everything, setup_sqlite_group,      \
                                     teardown),                                                     \
         cmocka_unit_test_setup_teardown(test_sqlite_group_commit_on_loop, setup_sqlite_group,     \
