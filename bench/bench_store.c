@@ -5,8 +5,9 @@
  *   build/bench/bench_store [events] [runs] [dir]
  *
  * Events are ~190-byte text_delta entries spread round-robin over `runs` interleaved runs
- * (default 100, the shape of the measurements in c-stack.md §1.3). The database lives in a fresh folder under `dir` (default
- * /tmp) on the local disk, with WAL and synchronous=NORMAL, as the gateway runs it. */
+ * (default 100, the shape of the measurements in c-stack.md §1.3). The database lives in a fresh
+ * folder under `dir` (default /tmp) on the local disk, with WAL and synchronous=NORMAL, as the
+ * gateway runs it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,8 +132,7 @@ static void replay_50(cgw_store_t *s, char ids[MAX_RUNS][CGW_STORE_ID_MAX], int 
         }
     }
     if (got != REPLAYS * 50) {
-        fprintf(stderr, "bench_store: replay returned %d events, expected %d\n", got,
-                REPLAYS * 50);
+        fprintf(stderr, "bench_store: replay returned %d events, expected %d\n", got, REPLAYS * 50);
         exit(1);
     }
     struct stamp t1 = stamp_now();
@@ -252,8 +252,7 @@ int main(int argc, char **argv)
         run_case(ctx, dir, "sqlite, group commit, 10 appends/iteration", true, true, false, 10, n),
         run_case(ctx, dir, "sqlite, group commit, 100 appends/iteration", true, true, false, 100,
                  n),
-        run_case(ctx, dir, "sqlite, group commit, 100/iter., exclusive", true, true, true,
-                 100, n),
+        run_case(ctx, dir, "sqlite, group commit, 100/iter., exclusive", true, true, true, 100, n),
     };
     printf("store benchmark: %d events (~190 B) over %d runs; replay = 50 events after a random "
            "seq (mean of %d); medians of 3 runs; cpu = this thread's user+sys time\n\n",

@@ -212,8 +212,8 @@ CGW_EXTERN int cgw_store_message_append(cgw_store_t *store, const char *tenant,
 /** Calls `cb` for every message in order. CGW_OK, CGW_ENOENT, the callback's stop value or a
  *  common error. */
 CGW_EXTERN int cgw_store_message_load(cgw_store_t *store, const char *tenant,
-                                      const char *session_id, cgw_store_message_cb cb,
-                                      void *user, cgw_error_t *err);
+                                      const char *session_id, cgw_store_message_cb cb, void *user,
+                                      cgw_error_t *err);
 
 /** Number of messages. CGW_OK, CGW_ENOENT or a common error. */
 CGW_EXTERN int cgw_store_message_count(cgw_store_t *store, const char *tenant,
@@ -222,17 +222,15 @@ CGW_EXTERN int cgw_store_message_count(cgw_store_t *store, const char *tenant,
 /** Rolls the conversation back to its first `keep` messages (a no-op if it has no more).
  *  CGW_OK, CGW_ENOENT or a common error. */
 CGW_EXTERN int cgw_store_message_truncate(cgw_store_t *store, const char *tenant,
-                                          const char *session_id, uint64_t keep,
-                                          cgw_error_t *err);
+                                          const char *session_id, uint64_t keep, cgw_error_t *err);
 
 /* ---- runs ----------------------------------------------------------------------------------- */
 
 /** Creates a run of the session, status running. `id` NULL generates "run_..."; a given id
  *  must be unused. Fills `out` if not NULL. CGW_OK, CGW_ENOENT (session), CGW_EEXIST or a
  *  common error. One-run-at-a-time is the caller's policy, not enforced here. */
-CGW_EXTERN int cgw_store_run_create(cgw_store_t *store, const char *tenant,
-                                    const char *session_id, const char *id,
-                                    cgw_store_run_t *out, cgw_error_t *err);
+CGW_EXTERN int cgw_store_run_create(cgw_store_t *store, const char *tenant, const char *session_id,
+                                    const char *id, cgw_store_run_t *out, cgw_error_t *err);
 
 /** Reads a run. CGW_OK, CGW_ENOENT or a common error. */
 CGW_EXTERN int cgw_store_run_get(cgw_store_t *store, const char *tenant, const char *run_id,
@@ -241,18 +239,16 @@ CGW_EXTERN int cgw_store_run_get(cgw_store_t *store, const char *tenant, const c
 /** Changes a running run's status (setting the current status again is a no-op). Returns
  *  CGW_OK, CGW_ENOENT, CGW_ESTATE (the run already has another final status; CGW_RUN_RUNNING
  *  cannot be set again) or a common error. Queued events are committed first. */
-CGW_EXTERN int cgw_store_run_set_status(cgw_store_t *store, const char *tenant,
-                                        const char *run_id, cgw_run_status_t status,
-                                        cgw_error_t *err);
+CGW_EXTERN int cgw_store_run_set_status(cgw_store_t *store, const char *tenant, const char *run_id,
+                                        cgw_run_status_t status, cgw_error_t *err);
 
 /** Ends a run atomically: appends `final_event` (if not NULL; seq 0 = next) and sets the final
  *  `status`, in one transaction, so a crash leaves either both or neither. The event's seq
  *  goes to `seq` if not NULL. Returns CGW_OK, CGW_EINVAL (status not final), CGW_ENOENT,
  *  CGW_ESTATE (already final), CGW_ESEQ or a common error. */
 CGW_EXTERN int cgw_store_run_finish(cgw_store_t *store, const char *tenant, const char *run_id,
-                                    cgw_run_status_t status,
-                                    const cgw_store_event_t *final_event, uint64_t *seq,
-                                    cgw_error_t *err);
+                                    cgw_run_status_t status, const cgw_store_event_t *final_event,
+                                    uint64_t *seq, cgw_error_t *err);
 
 /** Calls `cb` for the session's runs in creation order. CGW_OK, CGW_ENOENT (session), the
  *  callback's stop value or a common error. */
@@ -267,8 +263,8 @@ CGW_EXTERN int cgw_store_run_list_unfinished(cgw_store_t *store, cgw_store_run_c
 /** Builds the final event of an interrupted run for cgw_store_recover: `seq` and `ts` are the
  *  entry's. Returns the entry's JSON bytes (length in *len), borrowed: they must stay valid
  *  until the next call of the builder or the end of cgw_store_recover. NULL: no event. */
-typedef const char *(*cgw_store_final_event_fn)(const cgw_store_run_t *run, uint64_t seq,
-                                                double ts, size_t *len, void *user);
+typedef const char *(*cgw_store_final_event_fn)(const cgw_store_run_t *run, uint64_t seq, double ts,
+                                                size_t *len, void *user);
 
 /** Startup recovery: every run still running is ended, one run per transaction, with status
  *  interrupted and, if `build` is not NULL, a final event of type `final_type` (e.g. "error")
@@ -303,8 +299,8 @@ CGW_EXTERN int cgw_store_event_read(cgw_store_t *store, const char *tenant, cons
                                     void *user, cgw_error_t *err);
 
 /** The run's last seq (0 if it has no event). CGW_OK, CGW_ENOENT or a common error. */
-CGW_EXTERN int cgw_store_event_last_seq(cgw_store_t *store, const char *tenant,
-                                        const char *run_id, uint64_t *out, cgw_error_t *err);
+CGW_EXTERN int cgw_store_event_last_seq(cgw_store_t *store, const char *tenant, const char *run_id,
+                                        uint64_t *out, cgw_error_t *err);
 
 #ifdef __cplusplus
 }

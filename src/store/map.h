@@ -17,7 +17,10 @@ typedef struct cgw_map {
     size_t len;
 } cgw_map_t;
 
-#define CGW_MAP_INIT {NULL, 0, 0}
+#define CGW_MAP_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* The value stored under `key`, or NULL. */
 void *cgw__map_get(const cgw_map_t *m, const char *key);

@@ -33,12 +33,11 @@ int cgw__sq_fail(sq_store_t *sq, int rc, const char *what, cgw_error_t *err)
     return cgw_error_set(err, code, "sqlite %s: %s (%s)", what, msg, sqlite3_errstr(rc));
 }
 
-int cgw__sq_stmt(sq_store_t *sq, enum cgw_sqlite_stmt which, sqlite3_stmt **out,
-                 cgw_error_t *err)
+int cgw__sq_stmt(sq_store_t *sq, enum cgw_sqlite_stmt which, sqlite3_stmt **out, cgw_error_t *err)
 {
     if (sq->st[which] == NULL) {
-        int rc = sqlite3_prepare_v3(sq->db, cgw__sqlite_sql[which], -1,
-                                    SQLITE_PREPARE_PERSISTENT, &sq->st[which], NULL);
+        int rc = sqlite3_prepare_v3(sq->db, cgw__sqlite_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &sq->st[which], NULL);
         if (rc != SQLITE_OK) {
             return cgw__sq_fail(sq, rc, "prepare", err);
         }
@@ -106,7 +105,8 @@ static int query_int(sq_store_t *sq, const char *sql, int64_t missing, int64_t *
     }
     rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : missing;
-    int code = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? CGW_OK : cgw__sq_fail(sq, rc, "query", err);
+    int code =
+        (rc == SQLITE_ROW || rc == SQLITE_DONE) ? CGW_OK : cgw__sq_fail(sq, rc, "query", err);
     sqlite3_finalize(st);
     return code;
 }
@@ -118,8 +118,7 @@ static int journal_wal(sq_store_t *sq, cgw_error_t *err)
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
     }
-    bool wal = rc == SQLITE_ROW &&
-               strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    bool wal = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
     int code = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? CGW_OK : cgw__sq_fail(sq, rc, "open", err);
     sqlite3_finalize(st);
     if (code == CGW_OK && !wal) {
@@ -149,8 +148,7 @@ static int apply_migrations(sq_store_t *sq, int64_t from, cgw_error_t *err)
         if (rc != CGW_OK) {
             return rc;
         }
-        CGW_INFO(sq->base.ctx, "store", "%s: schema migrated to version %d", sq->path,
-                 m->version);
+        CGW_INFO(sq->base.ctx, "store", "%s: schema migrated to version %d", sq->path, m->version);
     }
     return CGW_OK;
 }
@@ -169,13 +167,12 @@ static int migrate(sq_store_t *sq, bool read_only, cgw_error_t *err)
                       err);
     }
     if (rc == CGW_OK) {
-        rc = query_int(sq, "SELECT coalesce(max(version), 0) FROM schema_version", 0, &have,
-                       err);
+        rc = query_int(sq, "SELECT coalesce(max(version), 0) FROM schema_version", 0, &have, err);
     }
     if (rc == CGW_OK && have > cgw__sqlite_schema_version) {
-        rc = cgw_error_set(err, CGW_ESTORE,
-                           "%s has schema version %lld, newer than this build's %d", sq->path,
-                           (long long)have, cgw__sqlite_schema_version);
+        rc =
+            cgw_error_set(err, CGW_ESTORE, "%s has schema version %lld, newer than this build's %d",
+                          sq->path, (long long)have, cgw__sqlite_schema_version);
     } else if (rc == CGW_OK && read_only && have != cgw__sqlite_schema_version) {
         rc = cgw_error_set(err, CGW_ESTORE, "%s has schema version %lld, expected %d", sq->path,
                            (long long)have, cgw__sqlite_schema_version);
@@ -205,9 +202,9 @@ static const char *sync_pragma(cgw_store_sync_t sync)
 
 int cgw__sq_open_db(sq_store_t *sq, const cgw_store_sqlite_options_t *opts, cgw_error_t *err)
 {
-    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
-                (opts->read_only ? SQLITE_OPEN_READONLY
-                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int flags =
+        SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
+        (opts->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(sq->path, &sq->db, flags, NULL);
     if (rc != SQLITE_OK) {
         cgw_error_set(err, CGW_ESTORE, "sqlite: cannot open %s: %s", sq->path,

@@ -50,8 +50,7 @@ typedef struct sq_store {
 } sq_store_t;
 
 /* The cached statement `which`, reset and ready for binding. CGW_OK or a mapped error. */
-int cgw__sq_stmt(sq_store_t *sq, enum cgw_sqlite_stmt which, sqlite3_stmt **out,
-                 cgw_error_t *err);
+int cgw__sq_stmt(sq_store_t *sq, enum cgw_sqlite_stmt which, sqlite3_stmt **out, cgw_error_t *err);
 
 /* Maps a SQLite result code to a cgw error (CGW_ECORRUPT, CGW_ENOMEM, CGW_EEXIST for a unique
  * key, CGW_ESTORE otherwise) and fills err with "<what>: <sqlite message>". */

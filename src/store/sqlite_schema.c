@@ -11,6 +11,8 @@
  *   hot path; the store deletes children itself, in the same transaction. */
 #include "store/sqlite_schema.h"
 
+/* One column per line reads like the SQL it is. */
+// clang-format off
 static const char schema_v1[] =
     "CREATE TABLE sessions("
     " ord INTEGER PRIMARY KEY,"
@@ -45,6 +47,7 @@ static const char schema_v1[] =
     " type TEXT NOT NULL,"
     " data TEXT NOT NULL,"
     " PRIMARY KEY(run_id, seq)) STRICT, WITHOUT ROWID;";
+// clang-format on
 
 const struct cgw_sqlite_migration cgw__sqlite_migrations[] = {
     {1, schema_v1, NULL},
@@ -54,7 +57,7 @@ const int cgw__sqlite_schema_version =
     (int)(sizeof(cgw__sqlite_migrations) / sizeof(cgw__sqlite_migrations[0]));
 
 #define RUN_COLS                                                                                   \
-    "r.id, r.session_id, r.tenant, r.status, r.created_at, r.updated_at, r.ended_at,"             \
+    "r.id, r.session_id, r.tenant, r.status, r.created_at, r.updated_at, r.ended_at,"              \
     " coalesce((SELECT max(e.seq) FROM events e WHERE e.run_id = r.id), 0)"
 
 const char *const cgw__sqlite_sql[ST_COUNT_] = {
@@ -90,7 +93,8 @@ const char *const cgw__sqlite_sql[ST_COUNT_] = {
     [ST_RUN_LOOKUP] = "SELECT tenant, status,"
                       " coalesce((SELECT max(seq) FROM events WHERE run_id = ?1), 0)"
                       " FROM runs WHERE id = ?1",
-    [ST_EVENT_INSERT] = "INSERT INTO events(run_id, seq, ts, type, data) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_EVENT_INSERT] =
+        "INSERT INTO events(run_id, seq, ts, type, data) VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_EVENT_READ] = "SELECT seq, ts, type, data FROM events WHERE run_id = ?1 AND seq > ?2"
                       " ORDER BY seq LIMIT ?3",
 };

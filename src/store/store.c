@@ -92,8 +92,7 @@ void cgw__store_copy(char *dst, size_t cap, const char *src)
 
 int cgw__store_gen_id(const char *prefix, char *out)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     enum { NCHARS = 22 };
     size_t plen = strlen(prefix);
     size_t have = 0;
@@ -133,8 +132,8 @@ static int check_tenant(const char *tenant, cgw_error_t *err)
 
 static bool id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static int check_id(const char *id, const char *what, cgw_error_t *err)
@@ -265,8 +264,8 @@ int cgw_store_flush(cgw_store_t *store, cgw_error_t *err)
 }
 
 int cgw_store_session_create(cgw_store_t *store, const char *tenant, const char *id,
-                             const char *settings, size_t settings_len,
-                             cgw_store_session_t *out, cgw_error_t *err)
+                             const char *settings, size_t settings_len, cgw_store_session_t *out,
+                             cgw_error_t *err)
 {
     ENTER(store, err);
     CHECK(store, check_tenant(tenant, err));
@@ -296,8 +295,8 @@ int cgw_store_session_get(cgw_store_t *store, const char *tenant, const char *id
     return leave(store, store->vt->session_get(store, tenant, id, out, err));
 }
 
-int cgw_store_session_list(cgw_store_t *store, const char *tenant, uint64_t offset,
-                           uint64_t limit, cgw_store_session_cb cb, void *user, cgw_error_t *err)
+int cgw_store_session_list(cgw_store_t *store, const char *tenant, uint64_t offset, uint64_t limit,
+                           cgw_store_session_cb cb, void *user, cgw_error_t *err)
 {
     ENTER(store, err);
     CHECK(store, check_tenant(tenant, err));
@@ -305,8 +304,7 @@ int cgw_store_session_list(cgw_store_t *store, const char *tenant, uint64_t offs
     return leave(store, store->vt->session_list(store, tenant, offset, limit, cb, user, err));
 }
 
-int cgw_store_session_count(cgw_store_t *store, const char *tenant, uint64_t *out,
-                            cgw_error_t *err)
+int cgw_store_session_count(cgw_store_t *store, const char *tenant, uint64_t *out, cgw_error_t *err)
 {
     ENTER(store, err);
     CHECK(store, check_tenant(tenant, err));
@@ -315,16 +313,14 @@ int cgw_store_session_count(cgw_store_t *store, const char *tenant, uint64_t *ou
 }
 
 int cgw_store_session_update_settings(cgw_store_t *store, const char *tenant, const char *id,
-                                      const char *settings, size_t settings_len,
-                                      cgw_error_t *err)
+                                      const char *settings, size_t settings_len, cgw_error_t *err)
 {
     ENTER(store, err);
     CHECK(store, check_tenant(tenant, err));
     CHECK(store, check_id(id, "session", err));
     CHECK(store, check_bytes(settings, settings_len, true, "settings", err));
-    int rc = store->vt->session_update(store, tenant, id,
-                                       settings_or_default(settings, settings_len),
-                                       cgw__wall_time(), err);
+    int rc = store->vt->session_update(
+        store, tenant, id, settings_or_default(settings, settings_len), cgw__wall_time(), err);
     return leave(store, rc);
 }
 
@@ -346,8 +342,7 @@ int cgw_store_message_append(cgw_store_t *store, const char *tenant, const char 
     CHECK(store, check_bytes(json, len, false, "message", err));
     cgw_str_t msg = {json, len};
     uint64_t idx = 0;
-    int rc = store->vt->message_append(store, tenant, session_id, msg, cgw__wall_time(), &idx,
-                                       err);
+    int rc = store->vt->message_append(store, tenant, session_id, msg, cgw__wall_time(), &idx, err);
     if (rc == CGW_OK && index != NULL) {
         *index = idx;
     }
@@ -397,8 +392,8 @@ int cgw_store_run_create(cgw_store_t *store, const char *tenant, const char *ses
     }
     cgw_store_run_t tmp;
     memset(&tmp, 0, sizeof(tmp));
-    int rc = store->vt->run_create(store, tenant, session_id, id ? id : gen, cgw__wall_time(),
-                                   &tmp, err);
+    int rc = store->vt->run_create(store, tenant, session_id, id ? id : gen, cgw__wall_time(), &tmp,
+                                   err);
     if (rc == CGW_OK && out != NULL) {
         *out = tmp;
     }
@@ -418,7 +413,8 @@ int cgw_store_run_get(cgw_store_t *store, const char *tenant, const char *run_id
 
 static int check_status(cgw_run_status_t status, bool final_only, cgw_error_t *err)
 {
-    if ((unsigned)status >= CGW_RUN_STATUS_COUNT || (final_only && !cgw_run_status_is_final(status))) {
+    if ((unsigned)status >= CGW_RUN_STATUS_COUNT ||
+        (final_only && !cgw_run_status_is_final(status))) {
         return cgw_error_set(err, CGW_EINVAL, "run status %d is not %s", (int)status,
                              final_only ? "a final status" : "valid");
     }
@@ -432,8 +428,8 @@ int cgw_store_run_set_status(cgw_store_t *store, const char *tenant, const char 
     CHECK(store, check_tenant(tenant, err));
     CHECK(store, check_id(run_id, "run", err));
     CHECK(store, check_status(status, false, err));
-    int rc = store->vt->run_set_status(store, tenant, run_id, status, NULL, cgw__wall_time(),
-                                       NULL, err);
+    int rc =
+        store->vt->run_set_status(store, tenant, run_id, status, NULL, cgw__wall_time(), NULL, err);
     return leave(store, rc);
 }
 
@@ -447,8 +443,8 @@ int cgw_store_run_finish(cgw_store_t *store, const char *tenant, const char *run
     CHECK(store, check_status(status, true, err));
     CHECK(store, final_event ? check_event(final_event, err) : CGW_OK);
     uint64_t s = 0;
-    int rc = store->vt->run_set_status(store, tenant, run_id, status, final_event,
-                                       cgw__wall_time(), &s, err);
+    int rc = store->vt->run_set_status(store, tenant, run_id, status, final_event, cgw__wall_time(),
+                                       &s, err);
     if (rc == CGW_OK && seq != NULL) {
         *seq = s;
     }

@@ -16,8 +16,8 @@ struct cgw_store_vtable {
 
     int (*session_create)(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
                           double now, cgw_store_session_t *out, cgw_error_t *err);
-    int (*session_get)(cgw_store_t *s, const char *tenant, const char *id,
-                       cgw_store_session_t *out, cgw_error_t *err);
+    int (*session_get)(cgw_store_t *s, const char *tenant, const char *id, cgw_store_session_t *out,
+                       cgw_error_t *err);
     int (*session_list)(cgw_store_t *s, const char *tenant, uint64_t offset, uint64_t limit,
                         cgw_store_session_cb cb, void *user, cgw_error_t *err);
     int (*session_count)(cgw_store_t *s, const char *tenant, uint64_t *out, cgw_error_t *err);
@@ -41,12 +41,11 @@ struct cgw_store_vtable {
     /* Status change, with an optional event appended in the same transaction (final_event
      * NULL: none). The transition is checked with cgw__store_check_transition. */
     int (*run_set_status)(cgw_store_t *s, const char *tenant, const char *id,
-                          cgw_run_status_t status, const cgw_store_event_t *final_event,
-                          double now, uint64_t *seq, cgw_error_t *err);
+                          cgw_run_status_t status, const cgw_store_event_t *final_event, double now,
+                          uint64_t *seq, cgw_error_t *err);
     int (*run_list)(cgw_store_t *s, const char *tenant, const char *sid, cgw_store_run_cb cb,
                     void *user, cgw_error_t *err);
-    int (*run_list_unfinished)(cgw_store_t *s, cgw_store_run_cb cb, void *user,
-                               cgw_error_t *err);
+    int (*run_list_unfinished)(cgw_store_t *s, cgw_store_run_cb cb, void *user, cgw_error_t *err);
 
     /* Sequence numbers are checked with cgw__store_assign_seqs. */
     int (*event_append)(cgw_store_t *s, const char *tenant, const char *run_id,

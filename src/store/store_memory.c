@@ -105,9 +105,8 @@ static struct mem_tenant *get_tenant(mem_store_t *m, const char *name)
     return t;
 }
 
-static int m_session_create(cgw_store_t *s, const char *tenant, const char *id,
-                            cgw_str_t settings, double now, cgw_store_session_t *out,
-                            cgw_error_t *err)
+static int m_session_create(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
+                            double now, cgw_store_session_t *out, cgw_error_t *err)
 {
     mem_store_t *m = (mem_store_t *)s;
     if (cgw__map_get(&m->sessions, id) != NULL) {
@@ -183,8 +182,8 @@ static int m_session_count(cgw_store_t *s, const char *tenant, uint64_t *out, cg
     return CGW_OK;
 }
 
-static int m_session_update(cgw_store_t *s, const char *tenant, const char *id,
-                            cgw_str_t settings, double now, cgw_error_t *err)
+static int m_session_update(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
+                            double now, cgw_error_t *err)
 {
     struct mem_session *ss = find_session((mem_store_t *)s, tenant, id);
     if (ss == NULL) {
@@ -346,8 +345,7 @@ static int m_run_create(cgw_store_t *s, const char *tenant, const char *sid, con
         cgw__store_copy(r->rec.id, sizeof(r->rec.id), id);
     }
     if (r == NULL ||
-        grow_array((void **)&ss->runs, &ss->runs_cap, ss->nruns + 1, sizeof(*ss->runs)) !=
-            CGW_OK ||
+        grow_array((void **)&ss->runs, &ss->runs_cap, ss->nruns + 1, sizeof(*ss->runs)) != CGW_OK ||
         cgw__map_put(&m->runs, r->rec.id, r) != CGW_OK) {
         cgw_free(r);
         return cgw_error_set(err, CGW_ENOMEM, "out of memory creating a run");
@@ -470,8 +468,7 @@ static int m_run_list(cgw_store_t *s, const char *tenant, const char *sid, cgw_s
     return CGW_OK;
 }
 
-static int m_run_list_unfinished(cgw_store_t *s, cgw_store_run_cb cb, void *user,
-                                 cgw_error_t *err)
+static int m_run_list_unfinished(cgw_store_t *s, cgw_store_run_cb cb, void *user, cgw_error_t *err)
 {
     (void)err;
     for (struct mem_run *r = ((mem_store_t *)s)->runs_head; r != NULL; r = r->next) {
@@ -516,8 +513,8 @@ static int m_event_read(cgw_store_t *s, const char *tenant, const char *run_id, 
     return CGW_OK;
 }
 
-static int m_event_last_seq(cgw_store_t *s, const char *tenant, const char *run_id,
-                            uint64_t *out, cgw_error_t *err)
+static int m_event_last_seq(cgw_store_t *s, const char *tenant, const char *run_id, uint64_t *out,
+                            cgw_error_t *err)
 {
     struct mem_run *r = find_run((mem_store_t *)s, tenant, run_id);
     if (r == NULL) {

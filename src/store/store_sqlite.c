@@ -75,9 +75,8 @@ static int step_row(sq_store_t *sq, sqlite3_stmt *st, const char *what, cgw_erro
 /* Runs `which` with ?1 = id and steps to its one row, which must belong to `tenant` (in column
  * `tenant_col`). CGW_OK with the row ready to read (then call finish), CGW_ENOENT ("no <what>
  * <id>") when there is no row or it is another tenant's, or a mapped error. */
-static int fetch_owned(sq_store_t *sq, enum cgw_sqlite_stmt which, const char *id,
-                       int tenant_col, const char *tenant, const char *what,
-                       sqlite3_stmt **out, cgw_error_t *err)
+static int fetch_owned(sq_store_t *sq, enum cgw_sqlite_stmt which, const char *id, int tenant_col,
+                       const char *tenant, const char *what, sqlite3_stmt **out, cgw_error_t *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = cgw__sq_stmt(sq, which, &st, err);
@@ -201,8 +200,8 @@ static void cache_forget(sq_store_t *sq, const char *run_id)
 
 /* Looks up a run's status and last seq in the database. CGW_ENOENT for a missing run or
  * another tenant's. */
-static int lookup_run(sq_store_t *sq, const char *tenant, const char *id,
-                      cgw_run_status_t *status, uint64_t *last, cgw_error_t *err)
+static int lookup_run(sq_store_t *sq, const char *tenant, const char *id, cgw_run_status_t *status,
+                      uint64_t *last, cgw_error_t *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = fetch_owned(sq, ST_RUN_LOOKUP, id, 0, tenant, "run", &st, err);
@@ -394,15 +393,14 @@ static int insert_events(sq_store_t *sq, const char *run_id, const cgw_store_eve
 {
     int rc = CGW_OK;
     for (size_t i = 0; rc == CGW_OK && i < n; i++) {
-        rc = insert_event(sq, run_id, seqs[i], evs[i].ts, evs[i].type, evs[i].json,
-                          evs[i].json_len, err);
+        rc = insert_event(sq, run_id, seqs[i], evs[i].ts, evs[i].type, evs[i].json, evs[i].json_len,
+                          err);
     }
     return rc;
 }
 
 static int append_direct(sq_store_t *sq, const char *tenant, const char *run_id,
-                         const cgw_store_event_t *evs, size_t n, uint64_t *seqs,
-                         cgw_error_t *err)
+                         const cgw_store_event_t *evs, size_t n, uint64_t *seqs, cgw_error_t *err)
 {
     struct run_entry *re = NULL;
     int rc = cached_run(sq, tenant, run_id, &re, err);
@@ -478,8 +476,8 @@ static int sq_event_read(cgw_store_t *s, const char *tenant, const char *run_id,
     return rc ? rc : each_row(sq, st, event_row, &v, "read events", err);
 }
 
-static int sq_event_last_seq(cgw_store_t *s, const char *tenant, const char *run_id,
-                             uint64_t *out, cgw_error_t *err)
+static int sq_event_last_seq(cgw_store_t *s, const char *tenant, const char *run_id, uint64_t *out,
+                             cgw_error_t *err)
 {
     /* The cache counts queued events too: no need to commit for this. */
     struct run_entry *re = NULL;
@@ -522,9 +520,8 @@ static int read_one_session(sq_store_t *sq, const char *tenant, const char *id,
     return out->settings ? CGW_OK : cgw_error_set(err, CGW_ENOMEM, "out of memory");
 }
 
-static int sq_session_create(cgw_store_t *s, const char *tenant, const char *id,
-                             cgw_str_t settings, double now, cgw_store_session_t *out,
-                             cgw_error_t *err)
+static int sq_session_create(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
+                             double now, cgw_store_session_t *out, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
@@ -564,7 +561,8 @@ static int sq_session_list(cgw_store_t *s, const char *tenant, uint64_t offset, 
         return rc;
     }
     int b = bind_str(st, 1, tenant);
-    b = b ? b : sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
+    b = b ? b
+          : sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
     b = b ? b : sqlite3_bind_int64(st, 3, offset > INT64_MAX ? INT64_MAX : (sqlite3_int64)offset);
     rc = bound(sq, st, b, err);
     struct visit v = {.cb.session = cb, .user = user};
@@ -587,8 +585,8 @@ static int sq_session_count(cgw_store_t *s, const char *tenant, uint64_t *out, c
     return CGW_OK;
 }
 
-static int sq_session_update(cgw_store_t *s, const char *tenant, const char *id,
-                             cgw_str_t settings, double now, cgw_error_t *err)
+static int sq_session_update(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
+                             double now, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
@@ -619,8 +617,7 @@ static int delete_by_session(sq_store_t *sq, enum cgw_sqlite_stmt which, const c
     return rc ? rc : cgw__sq_exec_stmt(sq, st, "delete session", err);
 }
 
-static int sq_session_delete(cgw_store_t *s, const char *tenant, const char *id,
-                             cgw_error_t *err)
+static int sq_session_delete(cgw_store_t *s, const char *tenant, const char *id, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
     int rc = commit_queue(sq, err);
@@ -707,8 +704,8 @@ static int sq_message_count(cgw_store_t *s, const char *tenant, const char *sid,
     return rc ? rc : session_owner(sq, tenant, sid, out, err);
 }
 
-static int sq_message_truncate(cgw_store_t *s, const char *tenant, const char *sid,
-                               uint64_t keep, double now, cgw_error_t *err)
+static int sq_message_truncate(cgw_store_t *s, const char *tenant, const char *sid, uint64_t keep,
+                               double now, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
     int rc = commit_queue(sq, err);
@@ -813,9 +810,8 @@ static int sq_run_set_status(cgw_store_t *s, const char *tenant, const char *id,
     rc = lookup_run(sq, tenant, id, &cur, &last, err);
     rc = rc ? rc : cgw__store_check_transition(id, cur, status, err);
     if (rc == CGW_OK && final_event != NULL) {
-        rc = cur != CGW_RUN_RUNNING
-                 ? cgw_error_set(err, CGW_ESTATE, "run %s already ended", id)
-                 : cgw__store_assign_seqs(id, last, final_event, 1, &fseq, err);
+        rc = cur != CGW_RUN_RUNNING ? cgw_error_set(err, CGW_ESTATE, "run %s already ended", id)
+                                    : cgw__store_assign_seqs(id, last, final_event, 1, &fseq, err);
         rc = rc ? rc : insert_events(sq, id, final_event, &fseq, 1, err);
     }
     if (rc == CGW_OK && cur != status) {
@@ -849,8 +845,7 @@ static int sq_run_list(cgw_store_t *s, const char *tenant, const char *sid, cgw_
     return rc ? rc : each_run(sq, st, cb, user, err);
 }
 
-static int sq_run_list_unfinished(cgw_store_t *s, cgw_store_run_cb cb, void *user,
-                                  cgw_error_t *err)
+static int sq_run_list_unfinished(cgw_store_t *s, cgw_store_run_cb cb, void *user, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
@@ -867,8 +862,8 @@ static void sq_destroy(cgw_store_t *s)
     cgw_error_t e;
     cgw_error_clear(&e);
     if (sq->db != NULL && commit_queue(sq, &e) != CGW_OK) {
-        CGW_ERROR(s->ctx, "store", "closing %s: %zu queued events were not committed: %s",
-                  sq->path, sq->npend, e.message);
+        CGW_ERROR(s->ctx, "store", "closing %s: %zu queued events were not committed: %s", sq->path,
+                  sq->npend, e.message);
     }
     drop_queue(sq);
     cache_clear(sq);
@@ -942,8 +937,8 @@ static int resolve_path(const cgw_store_sqlite_options_t *opts, char **out, cgw_
     return CGW_OK;
 }
 
-int cgw_store_open_sqlite(cgw_ctx_t *ctx, const cgw_store_sqlite_options_t *opts,
-                          cgw_store_t **out, cgw_error_t *err)
+int cgw_store_open_sqlite(cgw_ctx_t *ctx, const cgw_store_sqlite_options_t *opts, cgw_store_t **out,
+                          cgw_error_t *err)
 {
     if (ctx == NULL || opts == NULL || out == NULL) {
         return cgw_error_set(err, CGW_EINVAL, "ctx, opts and out are required");

@@ -68,10 +68,9 @@ static int setup_kind(void **state, enum kind kind)
     snprintf(f->dir, sizeof(f->dir), "/tmp/cgw-store-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/gateway.db", f->dir);
-    int rc = kind == KIND_MEMORY
-                 ? cgw_store_open_memory(f->ctx, &f->store)
-                 : open_sqlite_at(f->ctx, f->path, kind == KIND_SQLITE_GROUP, false, &f->store,
-                                  NULL);
+    int rc = kind == KIND_MEMORY ? cgw_store_open_memory(f->ctx, &f->store)
+                                 : open_sqlite_at(f->ctx, f->path, kind == KIND_SQLITE_GROUP, false,
+                                                  &f->store, NULL);
     assert_int_equal(rc, CGW_OK);
     *state = f;
     return 0;
@@ -155,8 +154,9 @@ static int append_text(cgw_store_t *s, const char *tenant, const char *run, uint
         will++;
     }
     char json[128];
-    int n = snprintf(json, sizeof(json), "{\"seq\":%llu,\"type\":\"text_delta\",\"text\":\"t%llu\"}",
-                     (unsigned long long)will, (unsigned long long)will);
+    int n =
+        snprintf(json, sizeof(json), "{\"seq\":%llu,\"type\":\"text_delta\",\"text\":\"t%llu\"}",
+                 (unsigned long long)will, (unsigned long long)will);
     cgw_store_event_t ev = {seq, 1700000000.5 + (double)will, "text_delta", json, (size_t)n};
     return cgw_store_event_append(s, tenant, run, &ev, got, NULL);
 }
@@ -436,7 +436,6 @@ static void test_runs(void **state)
     assert_int_equal(cgw_store_run_set_status(s, "t", r1, CGW_RUN_RUNNING, NULL), CGW_ESTATE);
     assert_int_equal(cgw_store_run_set_status(s, "t", "run-given", CGW_RUN_RUNNING, NULL),
                      CGW_ESTATE);
-
 }
 
 struct runs {
@@ -498,8 +497,8 @@ static void test_events_append_read(void **state)
     dup.seq = 12;
     assert_int_equal(cgw_store_event_append(s, "t", rid, &dup, NULL, NULL), CGW_ESEQ);
     /* A batch is all or nothing. */
-    cgw_store_event_t batch[3] = {{0, 2, "a", "{\"a\":1}", 7}, {12, 2, "b", "{}", 2},
-                                  {0, 2, "c", "{}", 2}};
+    cgw_store_event_t batch[3] = {
+        {0, 2, "a", "{\"a\":1}", 7}, {12, 2, "b", "{}", 2}, {0, 2, "c", "{}", 2}};
     assert_int_equal(cgw_store_event_append_batch(s, "t", rid, batch, 3, NULL, NULL), CGW_OK);
     assert_int_equal(cgw_store_event_last_seq(s, "t", rid, &last, NULL), CGW_OK);
     assert_int_equal(last, 13);
@@ -810,10 +809,12 @@ static void test_bad_arguments(void **state)
     assert_int_equal(cgw_store_session_list(s, "t", 0, 0, NULL, NULL, &err), CGW_EINVAL);
     assert_int_equal(cgw_store_message_append(s, "t", sid, "", 0, NULL, &err), CGW_EINVAL);
     assert_int_equal(cgw_store_message_append(s, "t", sid, NULL, 0, NULL, &err), CGW_EINVAL);
-    assert_int_equal(cgw_store_run_set_status(s, "t", rid, (cgw_run_status_t)42, &err),
-                     CGW_EINVAL);
-    cgw_store_event_t bad[] = {{0, 1, "", "{}", 2}, {0, 1, NULL, "{}", 2}, {0, 1, "x", NULL, 2},
-                               {0, 1, "x", "{}", 0}, {0, 1, "has space", "{}", 2}};
+    assert_int_equal(cgw_store_run_set_status(s, "t", rid, (cgw_run_status_t)42, &err), CGW_EINVAL);
+    cgw_store_event_t bad[] = {{0, 1, "", "{}", 2},
+                               {0, 1, NULL, "{}", 2},
+                               {0, 1, "x", NULL, 2},
+                               {0, 1, "x", "{}", 0},
+                               {0, 1, "has space", "{}", 2}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(cgw_store_event_append(s, "t", rid, &bad[i], NULL, &err), CGW_EINVAL);
     }
@@ -989,7 +990,8 @@ static int random_op(cgw_store_t *s, unsigned seed, struct digest *d)
             dig_session(&ss, d);
             cgw_store_session_clear(&ss);
         }
-        return rc ? rc : cgw_store_session_list(s, tenant, (uint64_t)(k % 2), 0, dig_session, d, NULL);
+        return rc ? rc
+                  : cgw_store_session_list(s, tenant, (uint64_t)(k % 2), 0, dig_session, d, NULL);
     default:
         return k % 3 == 0 ? cgw_store_session_delete(s, tenant, sid, NULL)
                           : cgw_store_run_list_unfinished(s, dig_run, d, NULL);
@@ -1023,8 +1025,8 @@ static void test_memory_and_sqlite_agree(void **state)
         }
     }
     /* The mix reached every outcome, mostly successes. */
-    fprintf(stderr, "ops: %d ok, %d ENOENT, %d EEXIST, %d ESEQ, %d ESTATE\n", ok, enoent,
-            eexist, eseq, estate);
+    fprintf(stderr, "ops: %d ok, %d ENOENT, %d EEXIST, %d ESEQ, %d ESTATE\n", ok, enoent, eexist,
+            eseq, estate);
     assert_true(ok > 1500 && enoent > 100 && eexist > 50 && eseq > 20 && estate > 50);
     free(dm.p);
     free(ds.p);
@@ -1116,10 +1118,9 @@ static void test_sqlite_reopen_keeps_everything(void **state)
     assert_int_equal(raw_query_int(f->path, "SELECT max(version) FROM schema_version", &v),
                      SQLITE_OK);
     assert_int_equal(v, 1);
-    assert_int_equal(raw_query_int(f->path,
-                                   "SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%STRICT%'",
-                                   &v),
-                     SQLITE_OK);
+    assert_int_equal(
+        raw_query_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%STRICT%'", &v),
+        SQLITE_OK);
     assert_int_equal(v, 5);
     assert_int_equal(raw_query_int(f->path,
                                    "SELECT count(*) FROM sqlite_schema WHERE name = 'events'"
@@ -1165,8 +1166,7 @@ static void test_sqlite_group_commit_on_loop(void **state)
     assert_int_equal(c.n, 6);
     /* The read-only store refuses writes with the database's reason. */
     cgw_error_t err;
-    assert_int_equal(cgw_store_session_create(reader, "t", NULL, NULL, 0, NULL, &err),
-                     CGW_ESTORE);
+    assert_int_equal(cgw_store_session_create(reader, "t", NULL, NULL, 0, NULL, &err), CGW_ESTORE);
     assert_non_null(strstr(err.message, "readonly"));
     assert_int_equal(append_text(reader, "t", rid, 0, NULL), CGW_ESTORE);
     struct collected c2;
@@ -1266,8 +1266,7 @@ static void kill_mid_stream(struct fx *f, const char *mode)
         assert_int_equal(c.seqs[i], i + 1); /* in order, no gap, no duplicate */
     }
     char want[128];
-    snprintf(want, sizeof(want), "{\"seq\":%d,\"type\":\"text_delta\",\"text\":\"t%d\"}", c.n,
-             c.n);
+    snprintf(want, sizeof(want), "{\"seq\":%d,\"type\":\"text_delta\",\"text\":\"t%d\"}", c.n, c.n);
     assert_string_equal(c.last_json, want);
     struct runs rs = {0};
     assert_int_equal(cgw_store_run_list_unfinished(f->store, collect_run, &rs, NULL), CGW_OK);
@@ -1542,38 +1541,38 @@ static void test_sqlite_exclusive(void **state)
 }
 
 #define SQLITE_TESTS                                                                               \
-    cmocka_unit_test_setup_teardown(test_memory_and_sqlite_agree, setup_sqlite_group, teardown),  \
-    cmocka_unit_test_setup_teardown(test_sqlite_reopen_keeps_everything, setup_sqlite_group,      \
-                                    teardown),                                                     \
-        cmocka_unit_test_setup_teardown(test_sqlite_group_commit_on_loop, setup_sqlite_group,     \
+    cmocka_unit_test_setup_teardown(test_memory_and_sqlite_agree, setup_sqlite_group, teardown),   \
+        cmocka_unit_test_setup_teardown(test_sqlite_reopen_keeps_everything, setup_sqlite_group,   \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_sqlite_kill_group_commit, setup_sqlite_group,        \
+        cmocka_unit_test_setup_teardown(test_sqlite_group_commit_on_loop, setup_sqlite_group,      \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_sqlite_kill_commit_per_append, setup_sqlite_direct,  \
+        cmocka_unit_test_setup_teardown(test_sqlite_kill_group_commit, setup_sqlite_group,         \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_sqlite_concurrent_reader, setup_sqlite_group,        \
+        cmocka_unit_test_setup_teardown(test_sqlite_kill_commit_per_append, setup_sqlite_direct,   \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_sqlite_failed_commit_is_kept, setup_sqlite_group,    \
+        cmocka_unit_test_setup_teardown(test_sqlite_concurrent_reader, setup_sqlite_group,         \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_sqlite_exclusive, setup_sqlite_group, teardown),     \
+        cmocka_unit_test_setup_teardown(test_sqlite_failed_commit_is_kept, setup_sqlite_group,     \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_sqlite_exclusive, setup_sqlite_group, teardown),      \
         cmocka_unit_test_setup_teardown(test_sqlite_bad_paths, setup_sqlite_group, teardown)
 
 #define CONTRACT(setup)                                                                            \
-    cmocka_unit_test_setup_teardown(test_session_lifecycle, setup, teardown),                     \
-        cmocka_unit_test_setup_teardown(test_session_list_order_and_paging, setup, teardown),     \
-        cmocka_unit_test_setup_teardown(test_conversation, setup, teardown),                      \
-        cmocka_unit_test_setup_teardown(test_large_message_byte_exact, setup, teardown),          \
-        cmocka_unit_test_setup_teardown(test_runs, setup, teardown),                              \
-        cmocka_unit_test_setup_teardown(test_run_lists, setup, teardown),                         \
-        cmocka_unit_test_setup_teardown(test_events_append_read, setup, teardown),                \
-        cmocka_unit_test_setup_teardown(test_many_events_in_order, setup, teardown),              \
-        cmocka_unit_test_setup_teardown(test_run_finish, setup, teardown),                        \
-        cmocka_unit_test_setup_teardown(test_recover, setup, teardown),                           \
-        cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),                  \
-        cmocka_unit_test_setup_teardown(test_unknown_ids, setup, teardown),                       \
-        cmocka_unit_test_setup_teardown(test_session_delete_cascades, setup, teardown),           \
-        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),                     \
-        cmocka_unit_test_setup_teardown(test_many_runs, setup, teardown),                     \
+    cmocka_unit_test_setup_teardown(test_session_lifecycle, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_session_list_order_and_paging, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_conversation, setup, teardown),                       \
+        cmocka_unit_test_setup_teardown(test_large_message_byte_exact, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_runs, setup, teardown),                               \
+        cmocka_unit_test_setup_teardown(test_run_lists, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_events_append_read, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_many_events_in_order, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_run_finish, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(test_recover, setup, teardown),                            \
+        cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(test_unknown_ids, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_session_delete_cascades, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_many_runs, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_reentry_refused, setup, teardown)
 
 int main(int argc, char **argv)
