@@ -152,7 +152,8 @@ CGW_EXTERN int cgw_store_open_memory(cgw_ctx_t *ctx, cgw_store_t **out);
  *  current version. `opts` is borrowed. Group commits run on ctx's loop. Returns CGW_OK,
  *  CGW_EINVAL (no path), CGW_ESTORE (cannot create the folder, open or migrate the file, or
  *  the file was written by a newer version), CGW_ECORRUPT (not a database or damaged),
- *  CGW_ENOMEM. */
+ *  CGW_EBUSY (another process holds the file locked past busy_timeout_ms, e.g. an
+ *  `exclusive` store), CGW_ENOMEM. */
 CGW_EXTERN int cgw_store_open_sqlite(cgw_ctx_t *ctx, const cgw_store_sqlite_options_t *opts,
                                      cgw_store_t **out, cgw_error_t *err);
 

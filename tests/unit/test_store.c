@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <sqlite3.h>
 
+#include "store/map.h"
 #include "testutil.h"
 
 enum kind { KIND_MEMORY, KIND_SQLITE_GROUP, KIND_SQLITE_DIRECT };
@@ -857,6 +858,45 @@ static void test_reentry_refused(void **state)
     assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
 }
 
+static void test_map(void **state)
+{
+    (void)state;
+    /* The index under the memory store and the run cache: inserts, replaces, deletes that
+     * shift clusters back, and lookups of what is left. */
+    enum { N = 5000 };
+    static char keys[N][16];
+    cgw_map_t m = CGW_MAP_INIT;
+    assert_null(cgw__map_get(&m, "x"));
+    assert_null(cgw__map_del(&m, "x"));
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        assert_int_equal(cgw__map_put(&m, keys[i], (void *)(intptr_t)(i + 1)), CGW_OK);
+    }
+    assert_int_equal(m.len, N);
+    assert_int_equal(cgw__map_put(&m, keys[7], (void *)(intptr_t)-7), CGW_OK);
+    assert_int_equal(m.len, N);
+    assert_true(cgw__map_get(&m, "k7") == (void *)(intptr_t)-7);
+    for (int i = 0; i < N; i += 3) {
+        assert_non_null(cgw__map_del(&m, keys[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        void *v = cgw__map_get(&m, keys[i]);
+        if (i % 3 == 0) {
+            assert_null(v);
+        } else {
+            assert_true(v == (void *)(intptr_t)(i == 7 ? -7 : i + 1));
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        cgw__map_del(&m, keys[i]);
+    }
+    assert_int_equal(m.len, 0);
+    assert_int_equal(cgw__map_put(&m, keys[1], keys[1]), CGW_OK);
+    assert_ptr_equal(cgw__map_get(&m, "k1"), keys[1]);
+    cgw__map_free(&m);
+    cgw__map_free(&m);
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -1138,6 +1178,37 @@ static void test_sqlite_reopen_keeps_everything(void **state)
     sqlite3_close(db);
 }
 
+struct in_loop {
+    struct fx *f;
+    cgw_store_t *reader;
+    const char *rid;
+    int done;
+    int seen_next_iteration;
+};
+
+static void check_next_iteration(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct in_loop *il = arg;
+    struct collected c;
+    assert_int_equal(read_all(il->reader, "t", il->rid, 0, 0, &c), CGW_OK);
+    il->seen_next_iteration = c.n;
+    il->done = 1;
+}
+
+static void append_in_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct in_loop *il = arg;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(append_text(il->f->store, "t", il->rid, 0, NULL), CGW_OK);
+    }
+    struct timeval zero = {0, 0};
+    event_base_once(cgw_ctx_base(il->f->ctx), -1, EV_TIMEOUT, check_next_iteration, il, &zero);
+}
+
 static void test_sqlite_group_commit_on_loop(void **state)
 {
     struct fx *f = *state;
@@ -1164,6 +1235,14 @@ static void test_sqlite_group_commit_on_loop(void **state)
     assert_int_equal(cgw_store_flush(f->store, NULL), CGW_OK);
     assert_int_equal(read_all(reader, "t", rid, 0, 0, &c), CGW_OK);
     assert_int_equal(c.n, 6);
+    /* Appends made by a loop callback are committed before the loop's next iteration. */
+    struct in_loop il = {f, reader, rid, 0, -1};
+    event_base_once(cgw_ctx_base(f->ctx), -1, EV_TIMEOUT, append_in_loop, &il, NULL);
+    assert_true(cgw_test_run_until(f->ctx, &il.done, 5000));
+    assert_int_equal(il.seen_next_iteration, 9);
+    assert_int_equal(read_all(reader, "t", rid, 0, 0, &c), CGW_OK);
+    assert_int_equal(c.n, 9);
+
     /* The read-only store refuses writes with the database's reason. */
     cgw_error_t err;
     assert_int_equal(cgw_store_session_create(reader, "t", NULL, NULL, 0, NULL, &err), CGW_ESTORE);
@@ -1171,7 +1250,7 @@ static void test_sqlite_group_commit_on_loop(void **state)
     assert_int_equal(append_text(reader, "t", rid, 0, NULL), CGW_ESTORE);
     struct collected c2;
     assert_int_equal(read_all(reader, "t", rid, 0, 0, &c2), CGW_OK);
-    assert_int_equal(c2.n, 6);
+    assert_int_equal(c2.n, 9);
     cgw_store_free(reader);
 }
 
@@ -1583,8 +1662,8 @@ int main(int argc, char **argv)
     if (argc == 6 && strcmp(argv[1], "child-reader") == 0) {
         return child_reader(argv[2], argv[3], strtoull(argv[4], NULL, 10), atoi(argv[5]));
     }
-    const struct CMUnitTest memory[] = {CONTRACT(setup_memory),
-                                        cmocka_unit_test(test_status_names)};
+    const struct CMUnitTest memory[] = {CONTRACT(setup_memory), cmocka_unit_test(test_status_names),
+                                        cmocka_unit_test(test_map)};
     const struct CMUnitTest sqlite_group[] = {CONTRACT(setup_sqlite_group)};
     const struct CMUnitTest sqlite_direct[] = {CONTRACT(setup_sqlite_direct)};
     const struct CMUnitTest sqlite_only[] = {SQLITE_TESTS};
