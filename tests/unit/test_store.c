@@ -1619,6 +1619,56 @@ static void test_sqlite_exclusive(void **state)
     cgw_store_free(other);
 }
 
+static void test_sqlite_sync_modes_and_damage(void **state)
+{
+    struct fx *f = *state;
+    char sid[CGW_STORE_ID_MAX], rid[CGW_STORE_ID_MAX];
+    session_and_run(f->store, "t", sid, rid);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(append_text(f->store, "t", rid, 0, NULL), CGW_OK);
+    }
+    cgw_store_free(f->store);
+    f->store = NULL;
+    /* Every synchronous mode opens the same file and sees the same data. */
+    cgw_store_sync_t modes[] = {CGW_STORE_SYNC_FULL, CGW_STORE_SYNC_OFF, CGW_STORE_SYNC_NORMAL};
+    for (size_t i = 0; i < 3; i++) {
+        cgw_store_sqlite_options_t o;
+        cgw_store_sqlite_options_init(&o);
+        o.path = f->path;
+        o.sync = modes[i];
+        cgw_store_t *s = NULL;
+        assert_int_equal(cgw_store_open_sqlite(f->ctx, &o, &s, NULL), CGW_OK);
+        uint64_t seq = 0;
+        assert_int_equal(append_text(s, "t", rid, 0, &seq), CGW_OK);
+        assert_int_equal(seq, 301 + i);
+        cgw_store_free(s);
+    }
+    /* Damage every page but the first (the store was closed, so the WAL is checkpointed into
+     * the file): the damage is reported as such, at open or at the first read. */
+    int fd = open(f->path, O_WRONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_true(st.st_size > 8192);
+    char junk[4096];
+    memset(junk, 0xA5, sizeof(junk));
+    for (off_t off = 4096; off < st.st_size; off += (off_t)sizeof(junk)) {
+        assert_int_equal(pwrite(fd, junk, sizeof(junk), off), (ssize_t)sizeof(junk));
+    }
+    close(fd);
+    cgw_error_t err;
+    cgw_store_t *s = NULL;
+    int rc = open_sqlite_at(f->ctx, f->path, true, false, &s, &err);
+    if (rc == CGW_OK) {
+        struct collected c;
+        memset(&c, 0, sizeof(c));
+        rc = cgw_store_event_read(s, "t", rid, 0, 0, collect_event, &c, &err);
+        cgw_store_free(s);
+    }
+    assert_int_equal(rc, CGW_ECORRUPT);
+    assert_non_null(strstr(err.message, "malformed"));
+}
+
 #define SQLITE_TESTS                                                                               \
     cmocka_unit_test_setup_teardown(test_memory_and_sqlite_agree, setup_sqlite_group, teardown),   \
         cmocka_unit_test_setup_teardown(test_sqlite_reopen_keeps_everything, setup_sqlite_group,   \
@@ -1634,6 +1684,8 @@ static void test_sqlite_exclusive(void **state)
         cmocka_unit_test_setup_teardown(test_sqlite_failed_commit_is_kept, setup_sqlite_group,     \
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_sqlite_exclusive, setup_sqlite_group, teardown),      \
+        cmocka_unit_test_setup_teardown(test_sqlite_sync_modes_and_damage, setup_sqlite_group,     \
+                                        teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_sqlite_bad_paths, setup_sqlite_group, teardown)
 
 #define CONTRACT(setup)                                                                            \
