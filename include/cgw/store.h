@@ -149,7 +149,8 @@ CGW_EXTERN void cgw_store_sqlite_options_init(cgw_store_sqlite_options_t *opts);
 CGW_EXTERN int cgw_store_open_memory(cgw_ctx_t *ctx, cgw_store_t **out);
 
 /** Opens (creating if needed) a SQLite store: WAL mode, schema created or migrated to the
- *  current version. `opts` is borrowed. Group commits run on ctx's loop. Returns CGW_OK,
+ *  current version. `ctx` is borrowed and must outlive the store; `opts` is borrowed (its
+ *  strings are copied). Group commits run on ctx's loop. Returns CGW_OK,
  *  CGW_EINVAL (no path), CGW_ESTORE (cannot create the folder, open or migrate the file, or
  *  the file was written by a newer version), CGW_ECORRUPT (not a database or damaged),
  *  CGW_EBUSY (another process holds the file locked past busy_timeout_ms, e.g. an

@@ -456,6 +456,23 @@ static int sq_event_append(cgw_store_t *s, const char *tenant, const char *run_i
     return rc;
 }
 
+/* A cached statement for a read or write that must see (or follow) every queued event: the
+ * queue is committed first. */
+static int fresh_stmt(sq_store_t *sq, enum cgw_sqlite_stmt which, sqlite3_stmt **out,
+                      cgw_error_t *err)
+{
+    int rc = commit_queue(sq, err);
+    return rc ? rc : cgw__sq_stmt(sq, which, out, err);
+}
+
+/* Starts a write transaction, after committing the queue: a write must never become durable
+ * before events appended earlier. End it with cgw__sq_end. */
+static int begin_write(sq_store_t *sq, cgw_error_t *err)
+{
+    int rc = commit_queue(sq, err);
+    return rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+}
+
 static int sq_event_read(cgw_store_t *s, const char *tenant, const char *run_id, uint64_t after,
                          size_t limit, cgw_store_event_cb cb, void *user, cgw_error_t *err)
 {
@@ -525,8 +542,7 @@ static int sq_session_create(cgw_store_t *s, const char *tenant, const char *id,
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_stmt(sq, ST_SESS_INSERT, &st, err);
+    int rc = fresh_stmt(sq, ST_SESS_INSERT, &st, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -555,8 +571,7 @@ static int sq_session_list(cgw_store_t *s, const char *tenant, uint64_t offset, 
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_stmt(sq, ST_SESS_LIST, &st, err);
+    int rc = fresh_stmt(sq, ST_SESS_LIST, &st, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -573,8 +588,7 @@ static int sq_session_count(cgw_store_t *s, const char *tenant, uint64_t *out, c
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_stmt(sq, ST_SESS_COUNT, &st, err);
+    int rc = fresh_stmt(sq, ST_SESS_COUNT, &st, err);
     rc = rc ? rc : bound(sq, st, bind_str(st, 1, tenant), err);
     rc = rc ? rc : step_row(sq, st, "count sessions", err);
     if (rc != CGW_OK) {
@@ -590,8 +604,7 @@ static int sq_session_update(cgw_store_t *s, const char *tenant, const char *id,
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+    int rc = begin_write(sq, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -620,8 +633,7 @@ static int delete_by_session(sq_store_t *sq, enum cgw_sqlite_stmt which, const c
 static int sq_session_delete(cgw_store_t *s, const char *tenant, const char *id, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+    int rc = begin_write(sq, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -656,8 +668,7 @@ static int sq_message_append(cgw_store_t *s, const char *tenant, const char *sid
                              double now, uint64_t *index, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+    int rc = begin_write(sq, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -708,8 +719,7 @@ static int sq_message_truncate(cgw_store_t *s, const char *tenant, const char *s
                                double now, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+    int rc = begin_write(sq, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -748,8 +758,7 @@ static int sq_run_create(cgw_store_t *s, const char *tenant, const char *sid, co
                          double now, cgw_store_run_t *out, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+    int rc = begin_write(sq, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -800,8 +809,7 @@ static int sq_run_set_status(cgw_store_t *s, const char *tenant, const char *id,
                              double now, uint64_t *seq, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_simple(sq, ST_BEGIN, err);
+    int rc = begin_write(sq, err);
     if (rc != CGW_OK) {
         return rc;
     }
@@ -849,8 +857,7 @@ static int sq_run_list_unfinished(cgw_store_t *s, cgw_store_run_cb cb, void *use
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
-    int rc = commit_queue(sq, err);
-    rc = rc ? rc : cgw__sq_stmt(sq, ST_RUN_UNFINISHED, &st, err);
+    int rc = fresh_stmt(sq, ST_RUN_UNFINISHED, &st, err);
     return rc ? rc : each_run(sq, st, cb, user, err);
 }
 
