@@ -1669,6 +1669,156 @@ static void test_sqlite_sync_modes_and_damage(void **state)
     assert_non_null(strstr(err.message, "malformed"));
 }
 
+/* ---- allocation failures -------------------------------------------------------------------- */
+
+/* Child role "alloc-fail": with allocator hooks that fail once a budget is spent, run the same
+ * scenario for every budget from 0 up, and check after each that the store answered only
+ * CGW_OK or CGW_ENOMEM, kept exactly what it acknowledged, and (under ASan) leaked nothing. The
+ * hooks are process-wide and must be set before any allocation, hence a child process. */
+static long alloc_budget = -1; /* -1: unlimited */
+static int alloc_enomem;       /* CGW_ENOMEM answers seen by the current scenario */
+
+static void *budget_malloc(size_t n)
+{
+    if (alloc_budget == 0) {
+        return NULL;
+    }
+    alloc_budget -= alloc_budget > 0;
+    return malloc(n);
+}
+
+static void *budget_realloc(void *p, size_t n)
+{
+    if (alloc_budget == 0) {
+        return NULL;
+    }
+    alloc_budget -= alloc_budget > 0;
+    return realloc(p, n);
+}
+
+#define ALLOC_OK(rc) ((rc) == CGW_OK || ((rc) == CGW_ENOMEM && ++alloc_enomem))
+
+/* Runs the scenario under `budget`; returns 0 when every answer and the final state agree. */
+static int alloc_scenario(cgw_ctx_t *ctx, const char *path, long budget)
+{
+    cgw_store_t *s = NULL;
+    if (path != NULL) {
+        unlink(path);
+        if (open_sqlite_at(ctx, path, true, false, &s, NULL) != CGW_OK) {
+            return 10;
+        }
+    } else if (cgw_store_open_memory(ctx, &s) != CGW_OK) {
+        return 11;
+    }
+    if (cgw_store_session_create(s, "t", "sess_a", NULL, 0, NULL, NULL) != CGW_OK ||
+        cgw_store_run_create(s, "t", "sess_a", "run_a", NULL, NULL) != CGW_OK) {
+        return 12;
+    }
+    alloc_budget = budget;
+    uint64_t acked = 0, msgs = 0;
+    int bad = 0;
+    for (int i = 0; i < 12; i++) {
+        cgw_store_event_t evs[2] = {{0, 1, "text_delta", "{\"a\":1}", 7},
+                                    {0, 2, "text_delta", "{\"b\":2}", 7}};
+        size_t n = 1 + (size_t)(i % 2);
+        int rc = cgw_store_event_append_batch(s, "t", "run_a", evs, n, NULL, NULL);
+        bad |= !ALLOC_OK(rc);
+        acked += rc == CGW_OK ? n : 0;
+        rc = cgw_store_message_append(s, "t", "sess_a", "{\"m\":1}", 7, NULL, NULL);
+        bad |= !ALLOC_OK(rc);
+        msgs += rc == CGW_OK;
+        char id[16];
+        snprintf(id, sizeof(id), "sess_%d", i);
+        cgw_store_session_t rec;
+        rc = cgw_store_session_create(s, "t", id, "{}", 2, &rec, NULL);
+        bad |= !ALLOC_OK(rc);
+        cgw_store_session_clear(&rec);
+    }
+    cgw_store_session_t rec;
+    int rc = cgw_store_session_get(s, "t", "sess_a", &rec, NULL);
+    bad |= !ALLOC_OK(rc);
+    cgw_store_session_clear(&rec);
+    alloc_budget = -1;
+    uint64_t last = 0, count = 0;
+    if (bad || cgw_store_flush(s, NULL) != CGW_OK ||
+        cgw_store_event_last_seq(s, "t", "run_a", &last, NULL) != CGW_OK || last != acked ||
+        cgw_store_message_count(s, "t", "sess_a", &count, NULL) != CGW_OK || count != msgs) {
+        return 13;
+    }
+    static struct collected c;
+    if (read_all(s, "t", "run_a", 0, 0, &c) != CGW_OK || (uint64_t)c.n != acked) {
+        return 14;
+    }
+    for (int k = 0; k < c.n; k++) {
+        if (c.seqs[k] != (uint64_t)k + 1) {
+            return 15;
+        }
+    }
+    cgw_store_free(s);
+    return 0;
+}
+
+static int child_alloc_fail(const char *kind, const char *path)
+{
+    if (cgw_set_allocator(budget_malloc, budget_realloc, free) != CGW_OK) {
+        return 2;
+    }
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    if (ctx == NULL) {
+        return 3;
+    }
+    cgw_ctx_set_log_level(ctx, CGW_LOG_OFF); /* a failed group commit would log */
+    /* Every budget until one is large enough for the whole scenario: each smaller one failed
+     * some allocation, and each answer was checked. */
+    long budget = 0;
+    int failing = 0;
+    for (;; budget++) {
+        alloc_enomem = 0;
+        int rc = alloc_scenario(ctx, strcmp(kind, "sqlite") == 0 ? path : NULL, budget);
+        if (rc != 0) {
+            fprintf(stderr, "alloc-fail %s: budget %ld: failure %d\n", kind, budget, rc);
+            return rc;
+        }
+        if (alloc_enomem == 0) {
+            break;
+        }
+        failing++;
+        if (budget > 5000) {
+            return 17;
+        }
+    }
+    fprintf(stderr, "alloc-fail %s: %d budgets failed an allocation\n", kind, failing);
+    if (failing < 20) {
+        return 16;
+    }
+    cgw_ctx_free(ctx);
+    return 0;
+}
+
+static void run_alloc_child(struct fx *f, const char *kind)
+{
+    const char *argv[] = {"test_store", "alloc-fail", kind, f->path, NULL};
+    pid_t pid = spawn_self(argv);
+    assert_true(pid > 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_alloc_failures_memory(void **state)
+{
+    run_alloc_child(*state, "memory");
+}
+
+static void test_alloc_failures_sqlite(void **state)
+{
+    struct fx *f = *state;
+    cgw_store_free(f->store); /* the child opens the file */
+    f->store = NULL;
+    run_alloc_child(f, "sqlite");
+}
+
 #define SQLITE_TESTS                                                                               \
     cmocka_unit_test_setup_teardown(test_memory_and_sqlite_agree, setup_sqlite_group, teardown),   \
         cmocka_unit_test_setup_teardown(test_sqlite_reopen_keeps_everything, setup_sqlite_group,   \
@@ -1686,6 +1836,8 @@ static void test_sqlite_sync_modes_and_damage(void **state)
         cmocka_unit_test_setup_teardown(test_sqlite_exclusive, setup_sqlite_group, teardown),      \
         cmocka_unit_test_setup_teardown(test_sqlite_sync_modes_and_damage, setup_sqlite_group,     \
                                         teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_alloc_failures_memory, setup_sqlite_group, teardown), \
+        cmocka_unit_test_setup_teardown(test_alloc_failures_sqlite, setup_sqlite_group, teardown), \
         cmocka_unit_test_setup_teardown(test_sqlite_bad_paths, setup_sqlite_group, teardown)
 
 #define CONTRACT(setup)                                                                            \
@@ -1710,6 +1862,9 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "child-writer") == 0) {
         return child_writer(argv[2], argv[3], atoi(argv[4]));
+    }
+    if (argc == 4 && strcmp(argv[1], "alloc-fail") == 0) {
+        return child_alloc_fail(argv[2], argv[3]);
     }
     if (argc == 6 && strcmp(argv[1], "child-reader") == 0) {
         return child_reader(argv[2], argv[3], strtoull(argv[4], NULL, 10), atoi(argv[5]));
