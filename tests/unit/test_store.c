@@ -51,6 +51,17 @@ static void test_session_lifecycle(void **state)
                      CGW_EEXIST);
     assert_int_equal(cgw_store_session_create(s, "other", "my-session_1", NULL, 0, NULL, NULL),
                      CGW_EEXIST);
+    /* A failed create or get leaves the record zeroed: clearing it is always safe. */
+    cgw_store_session_t z;
+    memset(&z, 0x5a, sizeof(z));
+    assert_int_equal(cgw_store_session_create(s, "t1", "my-session_1", NULL, 0, &z, NULL),
+                     CGW_EEXIST);
+    assert_null(z.settings);
+    cgw_store_session_clear(&z);
+    memset(&z, 0x5a, sizeof(z));
+    assert_int_equal(cgw_store_session_get(s, "t1", "sess_none", &z, NULL), CGW_ENOENT);
+    assert_null(z.settings);
+    cgw_store_session_clear(&z);
     assert_string_not_equal(a.id, b.id);
 
     cgw_store_session_t g;

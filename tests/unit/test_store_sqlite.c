@@ -781,10 +781,12 @@ static void test_sqlite_sync_modes_and_damage(void **state)
  * hooks are process-wide and must be set before any allocation, hence a child process. */
 static long alloc_budget = -1; /* -1: unlimited */
 static int alloc_enomem;       /* CGW_ENOMEM answers seen by the current scenario */
+static int alloc_refused;      /* allocations refused in the current scenario */
 
 static void *budget_malloc(size_t n)
 {
     if (alloc_budget == 0) {
+        alloc_refused++;
         return NULL;
     }
     alloc_budget -= alloc_budget > 0;
@@ -794,6 +796,7 @@ static void *budget_malloc(size_t n)
 static void *budget_realloc(void *p, size_t n)
 {
     if (alloc_budget == 0) {
+        alloc_refused++;
         return NULL;
     }
     alloc_budget -= alloc_budget > 0;
@@ -801,6 +804,82 @@ static void *budget_realloc(void *p, size_t n)
 }
 
 #define ALLOC_OK(rc) ((rc) == CGW_OK || ((rc) == CGW_ENOMEM && ++alloc_enomem))
+
+/* What the scenario was told succeeded. */
+struct alloc_log {
+    uint64_t acked, msgs;
+    bool session[12], run[12];
+    int bad; /* an answer other than CGW_OK or CGW_ENOMEM */
+};
+
+/* Every kind of write, under the budget: event batches, messages, sessions (with the caller's
+ * record), runs, and a recovery with its final events. */
+static void alloc_ops(cgw_store_t *s, struct alloc_log *log)
+{
+    for (int i = 0; i < 12; i++) {
+        cgw_store_event_t evs[2] = {{0, 1, "text_delta", "{\"a\":1}", 7},
+                                    {0, 2, "text_delta", "{\"b\":2}", 7}};
+        size_t n = 1 + (size_t)(i % 2);
+        int rc = cgw_store_event_append_batch(s, "t", "run_a", evs, n, NULL, NULL);
+        log->bad |= !ALLOC_OK(rc);
+        log->acked += rc == CGW_OK ? n : 0;
+        rc = cgw_store_message_append(s, "t", "sess_a", "{\"m\":1}", 7, NULL, NULL);
+        log->bad |= !ALLOC_OK(rc);
+        log->msgs += rc == CGW_OK;
+        char id[16];
+        snprintf(id, sizeof(id), "sess_%d", i);
+        cgw_store_session_t rec;
+        rc = cgw_store_session_create(s, "t", id, "{}", 2, &rec, NULL);
+        log->bad |= !ALLOC_OK(rc) || (rc == CGW_OK && strcmp(rec.id, id) != 0);
+        log->session[i] = rc == CGW_OK;
+        cgw_store_session_clear(&rec);
+        snprintf(id, sizeof(id), "run_%d", i);
+        rc = cgw_store_run_create(s, "t", "sess_a", id, NULL, NULL);
+        log->bad |= !ALLOC_OK(rc);
+        log->run[i] = rc == CGW_OK;
+    }
+    struct st_builder bld = {0};
+    int rc = cgw_store_recover(s, "error", st_build_error, &bld, NULL, NULL);
+    log->bad |= !ALLOC_OK(rc);
+}
+
+/* With no budget: everything acknowledged is there, nothing else, and a recovery finishes
+ * what the limited one did not, each run ending with exactly one final event. */
+static int alloc_check(cgw_store_t *s, const struct alloc_log *log)
+{
+    uint64_t count = 0;
+    if (log->bad || cgw_store_flush(s, NULL) != CGW_OK ||
+        cgw_store_message_count(s, "t", "sess_a", &count, NULL) != CGW_OK || count != log->msgs) {
+        return 13;
+    }
+    for (int i = 0; i < 12; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "sess_%d", i);
+        cgw_store_run_t r;
+        if ((cgw_store_message_count(s, "t", id, &count, NULL) == CGW_OK) != log->session[i]) {
+            return 18;
+        }
+        snprintf(id, sizeof(id), "run_%d", i);
+        if ((cgw_store_run_get(s, "t", id, &r, NULL) == CGW_OK) != log->run[i]) {
+            return 19;
+        }
+    }
+    struct st_builder bld = {0};
+    cgw_store_run_t r;
+    static struct st_collected c;
+    if (cgw_store_recover(s, "error", st_build_error, &bld, NULL, NULL) != CGW_OK ||
+        cgw_store_run_get(s, "t", "run_a", &r, NULL) != CGW_OK || r.status != CGW_RUN_INTERRUPTED ||
+        r.last_seq != log->acked + 1 || st_read_all(s, "t", "run_a", 0, 0, &c) != CGW_OK ||
+        (uint64_t)c.n != log->acked + 1) {
+        return 14;
+    }
+    for (int k = 0; k < c.n; k++) {
+        if (c.seqs[k] != (uint64_t)k + 1) {
+            return 15;
+        }
+    }
+    return 0;
+}
 
 /* Runs the scenario under `budget`; returns 0 when every answer and the final state agree. */
 static int alloc_scenario(cgw_ctx_t *ctx, const char *path, long budget)
@@ -818,48 +897,14 @@ static int alloc_scenario(cgw_ctx_t *ctx, const char *path, long budget)
         cgw_store_run_create(s, "t", "sess_a", "run_a", NULL, NULL) != CGW_OK) {
         return 12;
     }
+    struct alloc_log log;
+    memset(&log, 0, sizeof(log));
     alloc_budget = budget;
-    uint64_t acked = 0, msgs = 0;
-    int bad = 0;
-    for (int i = 0; i < 12; i++) {
-        cgw_store_event_t evs[2] = {{0, 1, "text_delta", "{\"a\":1}", 7},
-                                    {0, 2, "text_delta", "{\"b\":2}", 7}};
-        size_t n = 1 + (size_t)(i % 2);
-        int rc = cgw_store_event_append_batch(s, "t", "run_a", evs, n, NULL, NULL);
-        bad |= !ALLOC_OK(rc);
-        acked += rc == CGW_OK ? n : 0;
-        rc = cgw_store_message_append(s, "t", "sess_a", "{\"m\":1}", 7, NULL, NULL);
-        bad |= !ALLOC_OK(rc);
-        msgs += rc == CGW_OK;
-        char id[16];
-        snprintf(id, sizeof(id), "sess_%d", i);
-        cgw_store_session_t rec;
-        rc = cgw_store_session_create(s, "t", id, "{}", 2, &rec, NULL);
-        bad |= !ALLOC_OK(rc);
-        cgw_store_session_clear(&rec);
-    }
-    cgw_store_session_t rec;
-    int rc = cgw_store_session_get(s, "t", "sess_a", &rec, NULL);
-    bad |= !ALLOC_OK(rc);
-    cgw_store_session_clear(&rec);
+    alloc_ops(s, &log);
     alloc_budget = -1;
-    uint64_t last = 0, count = 0;
-    if (bad || cgw_store_flush(s, NULL) != CGW_OK ||
-        cgw_store_event_last_seq(s, "t", "run_a", &last, NULL) != CGW_OK || last != acked ||
-        cgw_store_message_count(s, "t", "sess_a", &count, NULL) != CGW_OK || count != msgs) {
-        return 13;
-    }
-    static struct st_collected c;
-    if (st_read_all(s, "t", "run_a", 0, 0, &c) != CGW_OK || (uint64_t)c.n != acked) {
-        return 14;
-    }
-    for (int k = 0; k < c.n; k++) {
-        if (c.seqs[k] != (uint64_t)k + 1) {
-            return 15;
-        }
-    }
+    int rc = alloc_check(s, &log);
     cgw_store_free(s);
-    return 0;
+    return rc;
 }
 
 static int child_alloc_fail(const char *kind, const char *path)
@@ -872,27 +917,29 @@ static int child_alloc_fail(const char *kind, const char *path)
         return 3;
     }
     cgw_ctx_set_log_level(ctx, CGW_LOG_OFF); /* a failed group commit would log */
-    /* Every budget until one is large enough for the whole scenario: each smaller one failed
-     * some allocation, and each answer was checked. */
+    /* Every budget until one is large enough for the whole scenario (no allocation refused):
+     * each smaller one failed the allocations from that point on, and each answer and the
+     * state after were checked. */
     long budget = 0;
-    int failing = 0;
+    int answered_enomem = 0;
     for (;; budget++) {
-        alloc_enomem = 0;
+        alloc_enomem = alloc_refused = 0;
         int rc = alloc_scenario(ctx, strcmp(kind, "sqlite") == 0 ? path : NULL, budget);
         if (rc != 0) {
             fprintf(stderr, "alloc-fail %s: budget %ld: failure %d\n", kind, budget, rc);
             return rc;
         }
-        if (alloc_enomem == 0) {
+        if (alloc_refused == 0) {
             break;
         }
-        failing++;
+        answered_enomem += alloc_enomem > 0;
         if (budget > 5000) {
             return 17;
         }
     }
-    fprintf(stderr, "alloc-fail %s: %d budgets failed an allocation\n", kind, failing);
-    if (failing < 20) {
+    fprintf(stderr, "alloc-fail %s: %ld allocations; %d of the %ld smaller budgets got ENOMEM\n",
+            kind, budget, answered_enomem, budget);
+    if (budget < 20 || answered_enomem != budget) {
         return 16;
     }
     cgw_ctx_free(ctx);
