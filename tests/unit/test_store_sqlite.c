@@ -361,7 +361,11 @@ static void test_sqlite_group_commit_on_loop(void **state)
  * seq whose append is durable (after a flush in group mode, after the append otherwise). */
 static int child_writer(const char *path, const char *mode, int fd)
 {
-    bool group = strcmp(mode, "group") == 0;
+    /* "direct": a commit per append, acknowledged when it returns; "group": group commit,
+     * acknowledged after cgw_store_flush every 5; "loop": group commit, acknowledged after
+     * the loop iteration that follows every 3 appends. */
+    bool group = strcmp(mode, "direct") != 0;
+    bool by_loop = strcmp(mode, "loop") == 0;
     cgw_ctx_t *ctx = cgw_test_ctx_new();
     cgw_store_t *s = NULL;
     if (ctx == NULL || st_open_sqlite_at(ctx, path, group, false, &s, NULL) != CGW_OK ||
@@ -376,10 +380,12 @@ static int child_writer(const char *path, const char *mode, int fd)
         if (st_append_text(s, "t", "run_kill", 0, &got) != CGW_OK || got != seq) {
             return 3;
         }
-        if (group && seq % 5 != 0) {
+        if (group && seq % (by_loop ? 3 : 5) != 0) {
             continue;
         }
-        if (group && cgw_store_flush(s, NULL) != CGW_OK) {
+        if (by_loop) {
+            event_base_loop(cgw_ctx_base(ctx), EVLOOP_NONBLOCK);
+        } else if (group && cgw_store_flush(s, NULL) != CGW_OK) {
             return 4;
         }
         char line[32];
@@ -479,6 +485,11 @@ static void kill_mid_stream(struct st_fx *f, const char *mode)
 static void test_sqlite_kill_group_commit(void **state)
 {
     kill_mid_stream(*state, "group");
+}
+
+static void test_sqlite_kill_group_commit_by_loop(void **state)
+{
+    kill_mid_stream(*state, "loop");
 }
 
 static void test_sqlite_kill_commit_per_append(void **state)
@@ -979,6 +990,8 @@ static void test_alloc_failures_sqlite(void **state)
                                         st_teardown),                                              \
         cmocka_unit_test_setup_teardown(test_sqlite_kill_group_commit, st_setup_sqlite_group,      \
                                         st_teardown),                                              \
+        cmocka_unit_test_setup_teardown(test_sqlite_kill_group_commit_by_loop,                     \
+                                        st_setup_sqlite_group, st_teardown),                       \
         cmocka_unit_test_setup_teardown(test_sqlite_kill_commit_per_append,                        \
                                         st_setup_sqlite_direct, st_teardown),                      \
         cmocka_unit_test_setup_teardown(test_sqlite_concurrent_reader, st_setup_sqlite_group,      \
