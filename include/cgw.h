@@ -15,5 +15,6 @@
 #include "cgw/mcp_tools.h"
 #include "cgw/anthropic.h"
 #include "cgw/mock_api.h"
+#include "cgw/store.h"
 
 #endif
