@@ -166,7 +166,7 @@ INPUT="$(printf '%s\n' "$INIT" "$INITED" \
     '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":300},"_meta":{"progressToken":"tok"}}}' \
     "$(call 3 sleep '{"ms":400}')" \
     '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"test"}}')"
-run normal 0.8
+run normal 2.5  # room for node start-up on a loaded machine
 expect_rc 0
 expect_line '"id":2,"result":{"content":[{"type":"text","text":"slept 300"}]}}'
 n=$(grep -c '"progressToken":"tok"' "$OUT" || true)
