@@ -76,6 +76,14 @@ struct planner {
     cgw__mock_at_t at;
 };
 
+/* Called after each content_block_delta frame: marks where a fault "after N deltas" cuts. */
+static void count_delta(struct planner *pl)
+{
+    if (++pl->deltas == pl->at.deltas && pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
+        pl->cutoff = (long)pl->plan->nframes;
+    }
+}
+
 /* Appends the finished frame in `b` (taken) to the plan. */
 static int push_frame(struct planner *pl, cgw_buf_t *b, int delay_ms)
 {
@@ -182,9 +190,7 @@ static int add_delta(struct planner *pl, size_t index, const char *type, const c
         return rc;
     }
     rc = push_frame(pl, &b, delay_ms);
-    if (++pl->deltas == pl->at.deltas && pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
-        pl->cutoff = (long)pl->plan->nframes;
-    }
+    count_delta(pl);
     return rc;
 }
 
@@ -203,6 +209,18 @@ static int add_block(struct planner *pl, const cgw__mock_turn_t *t, size_t index
         if (rc == CGW_OK) {
             rc = add_delta(pl, index, b->delta_type, b->delta_key, json_string_value(piece),
                            json_string_length(piece), delay);
+        }
+    }
+    const json_t *cite;
+    json_array_foreach(b->citations, i, cite)
+    {
+        if (rc == CGW_OK) {
+            rc = add_new(pl, "content_block_delta",
+                         json_pack("{s:s,s:I,s:{s:s,s:O}}", "type", "content_block_delta", "index",
+                                   (json_int_t)index, "delta", "type", "citations_delta",
+                                   "citation", cite),
+                         delay);
+            count_delta(pl);
         }
     }
     const char *sig = cgw_json_str(b->final, "signature", NULL);

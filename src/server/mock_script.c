@@ -118,8 +118,17 @@ static int parse_text(struct parse *p, const json_t *spec, cgw__mock_block_t *bl
     if (rc != CGW_OK) {
         return rc;
     }
+    const json_t *cites = json_object_get(spec, "citations");
+    if (cites != NULL && !json_is_array(cites)) {
+        json_decref(whole);
+        return bad(p, "'citations' must be an array of citation objects");
+    }
     blk->final = json_pack("{s:s,s:o}", "type", "text", "text", whole);
     blk->start = json_pack("{s:s,s:s}", "type", "text", "text", "");
+    if (cites != NULL && json_array_size(cites) > 0) {
+        blk->citations = json_deep_copy(cites);
+        json_object_set(blk->final, "citations", blk->citations);
+    }
     blk->delta_type = "text_delta";
     blk->delta_key = "text";
     return CGW_OK;
@@ -506,6 +515,7 @@ static void turn_clear(cgw__mock_turn_t *t)
         json_decref(t->blocks[i].final);
         json_decref(t->blocks[i].start);
         json_decref(t->blocks[i].deltas);
+        json_decref(t->blocks[i].citations);
     }
     cgw_free(t->blocks);
     json_decref(t->headers);

@@ -67,6 +67,8 @@ static void test_script_refusals(void **state)
         {"[{\"error_event\": {\"after\": \"request\"}}]", "a fault position is"},
         {"[{\"hang\": 1, \"cut\": 2}]", "exclude each other"},
         {"[{\"usage\": 3}]", "'usage' must be an object"},
+        {"[{\"content\": [{\"type\": \"text\", \"citations\": {}}]}]",
+         "'citations' must be an array"},
         {"[{}, {\"repeat\": 0}]", "turn 2: 'repeat' must be 1..10000"},
         {"[{\"repeat\": \"x\", \"status\": 1}]", "'status' must be 200..599"},
         {"[{\"status\": 429, \"error\": \"x\"}]", "'error' must be an object"},
@@ -370,7 +372,10 @@ static void test_stream_matches_message(void **state)
         "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", "
         "\"chunks\": 4},"
         "  {\"type\": \"redacted_thinking\", \"data\": \"RD\"},"
-        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"]},"
+        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"], \"citations\": [{\"type\":"
+        "   \"char_location\", \"cited_text\": \"a\", \"document_index\": 0, \"start_char_index\": "
+        "0,"
+        "   \"end_char_index\": 1}, {\"type\": \"page_location\", \"page\": 2}]},"
         "  {\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\","
         "   \"input\": {\"x\": [1, {\"y\": \"\\u2603\"}], \"z\": null}, \"chunks\": 7},"
         "  {\"type\": \"tool_use\", \"name\": \"g\"},"
