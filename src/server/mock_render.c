@@ -268,9 +268,9 @@ static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const cha
     }
     if (rc == CGW_OK) {
         rc = add_new(pl, "message_delta",
-                     json_pack("{s:s,s:{s:O,s:O},s:O}", "type", "message_delta", "delta",
+                     json_pack("{s:s,s:{s:O,s:O,s:O*},s:O}", "type", "message_delta", "delta",
                                "stop_reason", t->stop_reason, "stop_sequence", t->stop_sequence,
-                               "usage", t->usage),
+                               "stop_details", t->stop_details, "usage", t->usage),
                      0);
     }
     return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"), 0)
@@ -381,8 +381,9 @@ json_t *cgw__mock_turn_message(const cgw__mock_turn_t *t, const char *model, con
     for (size_t i = 0; content != NULL && i < t->nblocks; i++) {
         json_array_append(content, t->blocks[i].final);
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id", t->id != NULL ? t->id : msg_id,
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O*,s:O}", "id", t->id != NULL ? t->id : msg_id,
                      "type", "message", "role", "assistant", "model",
                      t->model != NULL ? t->model : model, "content", content, "stop_reason",
-                     t->stop_reason, "stop_sequence", t->stop_sequence, "usage", t->usage);
+                     t->stop_reason, "stop_sequence", t->stop_sequence, "stop_details",
+                     t->stop_details, "usage", t->usage);
 }

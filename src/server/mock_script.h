@@ -57,6 +57,7 @@ typedef struct cgw__mock_turn {
     size_t nblocks;
     json_t *stop_reason;   /* string */
     json_t *stop_sequence; /* string or null */
+    json_t *stop_details;  /* object (e.g. a refusal's) or NULL: not sent */
     json_t *usage;         /* object of counters (input_tokens, output_tokens, cache_*) */
     char *model;           /* NULL: echo the request's model */
     char *id;              /* NULL: generated msg_mock_... */
