@@ -23,7 +23,11 @@
 #include "server/mock_api_int.h"
 #include "server/mock_check.h"
 
+/* /_mock/requests keeps the last MOCK_MAX_RECORDS requests, and fewer when their bodies add up
+ * to more than MOCK_MAX_RECORD_BYTES, so that a long test run cannot grow the mock without
+ * bound. */
 #define MOCK_MAX_RECORDS 1000
+#define MOCK_MAX_RECORD_BYTES ((json_int_t)64 * 1024 * 1024)
 #define MOCK_DEFAULT_MAX_BODY ((size_t)32 * 1024 * 1024)
 
 void cgw_mock_api_options_init(cgw_mock_api_options_t *opts)
@@ -104,7 +108,12 @@ static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, c
     if (rec == NULL) {
         return NULL;
     }
-    if (json_array_size(srv->requests) >= MOCK_MAX_RECORDS) {
+    json_object_set_new(rec, "body_bytes", json_integer((json_int_t)len));
+    srv->record_bytes += (json_int_t)len;
+    while (json_array_size(srv->requests) > 0 &&
+           (json_array_size(srv->requests) >= MOCK_MAX_RECORDS ||
+            srv->record_bytes > MOCK_MAX_RECORD_BYTES)) {
+        srv->record_bytes -= cgw_json_int(json_array_get(srv->requests, 0), "body_bytes", 0);
         json_array_remove(srv->requests, 0);
     }
     json_array_append_new(srv->requests, rec);
@@ -331,6 +340,7 @@ void cgw_mock_api_reset(cgw_mock_api_t *mock)
     json_object_clear(mock->by_status);
     json_object_clear(mock->by_turn);
     json_array_clear(mock->requests);
+    mock->record_bytes = 0;
 }
 
 int cgw_mock_api_load_script(cgw_mock_api_t *mock, const char *json, size_t len, cgw_error_t *err)

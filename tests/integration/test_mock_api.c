@@ -909,6 +909,27 @@ static void test_stats_requests_reset(void **state)
     resp_free(r);
 }
 
+static void test_request_log_bounded(void **state)
+{
+    (void)state;
+    resp_free(http("POST", srv.addr, "/_mock/reset", "", 0, NULL, 0));
+    for (int i = 0; i < 1005; i++) {
+        resp_free(post_messages("x", 0)); /* refused, but recorded */
+    }
+    resp_t *r = http("GET", srv.addr, "/_mock/requests", NULL, 0, NULL, 0);
+    json_t *reqs = body_json(r);
+    assert_int_equal(json_array_size(reqs), 1000); /* the oldest went first */
+    assert_int_equal(cgw_json_int(json_array_get(reqs, 0), "seq", 0), 6);
+    assert_int_equal(cgw_json_int(json_array_get(reqs, 999), "body_bytes", 0), 1);
+    json_decref(reqs);
+    resp_free(r);
+    r = http("GET", srv.addr, "/_mock/stats", NULL, 0, NULL, 0);
+    json_t *st = body_json(r);
+    assert_int_equal(cgw_json_int(st, "total", 0), 1005);
+    json_decref(st);
+    resp_free(r);
+}
+
 /* ---- servers of their own ----------------------------------------------------------------- */
 
 static const char *fixture_path(const char *rel)
@@ -1133,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_tool_result_check),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_stats_requests_reset),
+        cmocka_unit_test(test_request_log_bounded),
         cmocka_unit_test(test_replay_sse),
         cmocka_unit_test(test_replay_capture),
         cmocka_unit_test(test_replay_exchanges),
