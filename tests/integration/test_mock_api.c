@@ -62,13 +62,18 @@ static int server_start(server_t *s, const char *const *extra)
     return 0;
 }
 
-/* SIGTERM, reap, and check the clean exit. */
-static int server_stop(server_t *s)
+/* Signals (SIGTERM or SIGINT), reaps, and returns the exit status (128+signal if killed). */
+static int server_stop_with(server_t *s, int sig)
 {
     int status = -1;
-    kill(s->pid, SIGTERM);
+    kill(s->pid, sig);
     waitpid(s->pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int server_stop(server_t *s)
+{
+    return server_stop_with(s, SIGTERM);
 }
 
 /* ---- HTTP client -------------------------------------------------------------------------- */
@@ -1080,7 +1085,7 @@ static void test_oversized_body(void **state)
     r = http("POST", s.addr, "/v1/messages", stream_req, -1, wrong, 0);
     assert_api_error(r, 401, "authentication_error", "invalid x-api-key");
     resp_free(r);
-    assert_int_equal(server_stop(&s), 0);
+    assert_int_equal(server_stop_with(&s, SIGINT), 0); /* Ctrl-C ends it cleanly too */
 }
 
 static void test_bad_command_lines(void **state)
