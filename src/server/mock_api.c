@@ -326,9 +326,10 @@ static void handle_messages(cgw_mock_api_t *srv, struct evhttp_request *req, jso
 
 static void reply_stats(cgw_mock_api_t *srv, struct evhttp_request *req)
 {
-    json_t *s = json_pack("{s:I,s:O,s:O,s:I,s:I}", "total", (json_int_t)srv->total, "by_status",
+    json_t *s = json_pack("{s:I,s:O,s:O,s:I,s:I,s:I}", "total", (json_int_t)srv->total, "by_status",
                           srv->by_status, "by_turn", srv->by_turn, "turn_position",
-                          (json_int_t)srv->next_turn, "turns", (json_int_t)srv->script->nturns);
+                          (json_int_t)srv->next_turn, "turns", (json_int_t)srv->script->nturns,
+                          "open_streams", (json_int_t)cgw__mock_streams_count(srv));
     cgw__http_reply_json(req, 200, s);
     json_decref(s);
 }

@@ -37,6 +37,9 @@ struct cgw_mock_api {
 void cgw__mock_stream_start(cgw_mock_api_t *srv, struct evhttp_request *req,
                             cgw__mock_plan_t *plan);
 
+/* Number of answers in progress (streaming, hanging, about to be cut). */
+size_t cgw__mock_streams_count(const cgw_mock_api_t *srv);
+
 /* Drops every answer in progress (their connections are left to evhttp_free). */
 void cgw__mock_streams_free(cgw_mock_api_t *srv);
 
