@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -81,8 +80,7 @@ static void arm(cgw__mock_stream_t *st, int ms)
 
 static void do_cut(cgw__mock_stream_t *st)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(st->evcon);
-    if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+    if (cgw__http_pending_output(st->evcon) > 0) {
         arm(st, 1); /* still writing what came before the cut */
         return;
     }
