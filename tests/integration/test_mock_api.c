@@ -667,6 +667,23 @@ static void test_marker_selection(void **state)
     resp_free(r);
 }
 
+static void test_when_exhausted_cycle_and_repeat(void **state)
+{
+    (void)state;
+    load_script("{\"when_exhausted\":\"cycle\",\"turns\":[{\"text\":\"a\",\"repeat\":2},"
+                "{\"text\":\"b\"}]}");
+    const char *want[] = {"a", "a", "b", "a", "a", "b"};
+    for (size_t i = 0; i < 6; i++) {
+        resp_t *r = post_messages(ask("go", false), 0);
+        assert_string_equal(answer_text(r), want[i]);
+        resp_free(r);
+    }
+    load_script("[]"); /* nothing to serve: every request is told so */
+    resp_t *r = post_messages(ask("go", false), 0);
+    assert_api_error(r, 500, "api_error", "mock-api: script exhausted after 0 turns");
+    resp_free(r);
+}
+
 static void test_marker_in_tool_result(void **state)
 {
     (void)state;
@@ -1163,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_hang),
         cmocka_unit_test(test_cut),
         cmocka_unit_test(test_marker_selection),
+        cmocka_unit_test(test_when_exhausted_cycle_and_repeat),
         cmocka_unit_test(test_marker_in_tool_result),
         cmocka_unit_test(test_non_streaming_message),
         cmocka_unit_test(test_auth_and_version),
