@@ -301,7 +301,9 @@ static void handle_messages(cgw_mock_api_t *srv, struct evhttp_request *req, jso
         rej.type = "request_too_large";
         snprintf(rej.message, sizeof(rej.message), "%s", cgw__mock_default_error_message(413));
     } else if (check_headers(srv, req, &rej) == 0) {
-        cgw__mock_check_body(data, len, srv->issued, &body, &rej);
+        const char *betas =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "anthropic-beta");
+        cgw__mock_check_body(data, len, srv->issued, betas, &body, &rej);
     }
     if (body == NULL) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "x-should-retry", "false");

@@ -251,8 +251,62 @@ static int check_conversation(const json_t *msgs, const json_t *issued, cgw__moc
     return rc;
 }
 
-int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, json_t **parsed,
-                         cgw__mock_reject_t *rej)
+/* Whether the comma-separated header `betas` holds exactly the token `flag`. */
+static bool has_beta(const char *betas, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = betas; p != NULL && *p != '\0';) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (len == n && strncmp(p, flag, n) == 0) {
+            return true;
+        }
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+static int check_thinking_config(const json_t *b, const char *betas, cgw__mock_reject_t *rej)
+{
+    const json_t *th = json_object_get(b, "thinking");
+    const char *type = cgw_json_str(th, "type", NULL);
+    if (th == NULL) {
+        return 0;
+    }
+    if (type == NULL || (strcmp(type, "enabled") != 0 && strcmp(type, "disabled") != 0 &&
+                         strcmp(type, "adaptive") != 0)) {
+        return reject(rej, "thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'");
+    }
+    if (strcmp(type, "enabled") != 0) {
+        return 0;
+    }
+    const json_t *budget = json_object_get(th, "budget_tokens");
+    if (budget == NULL) {
+        return reject(rej, "thinking.enabled.budget_tokens: Field required");
+    }
+    if (!json_is_integer(budget)) {
+        return reject(rej, "thinking.enabled.budget_tokens: Input should be a valid integer");
+    }
+    if (json_integer_value(budget) < 1024) {
+        return reject(rej, "thinking.enabled.budget_tokens: Input should be greater than or "
+                           "equal to 1024");
+    }
+    /* With interleaved thinking the budget may exceed max_tokens (anthropic-protocol.md §2.5). */
+    if (json_integer_value(budget) >= cgw_json_int(b, "max_tokens", 0) &&
+        !has_beta(betas, "interleaved-thinking-2025-05-14")) {
+        return reject(rej, "`max_tokens` must be greater than `thinking.budget_tokens`. Please "
+                           "consult our documentation at https://docs.claude.com/en/docs/"
+                           "build-with-claude/extended-thinking#max-tokens-and-context-window-"
+                           "size");
+    }
+    return 0;
+}
+
+int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, const char *betas,
+                         json_t **parsed, cgw__mock_reject_t *rej)
 {
     json_error_t jerr;
     *parsed = NULL;
@@ -264,6 +318,7 @@ int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, jso
     int rc = json_is_object(b) ? check_fields(b, rej)
                                : reject(rej, "The request body is not valid JSON: expected an "
                                              "object: line 1 column 1 (char 0)");
+    rc = rc == 0 ? check_thinking_config(b, betas, rej) : rc;
     if (rc == 0) {
         rc = check_conversation(json_object_get(b, "messages"), issued, rej);
     }

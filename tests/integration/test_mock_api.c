@@ -789,6 +789,20 @@ static void test_body_checks(void **state)
         {"{\"model\":\"m\",\"max_tokens\":1,\"stream\":\"yes\",\"messages\":[{\"role\":\"user\","
          "\"content\":\"x\"}]}",
          "stream: Input should be a valid boolean"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"on\"},\"messages\":"
+         "[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\"},\"messages\":"
+         "[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking.enabled.budget_tokens: Field required"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\","
+         "\"budget_tokens\":512},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"},
+        {"{\"model\":\"m\",\"max_tokens\":2048,\"thinking\":{\"type\":\"enabled\","
+         "\"budget_tokens\":2048},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+         "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+         "#max-tokens-and-context-window-size"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         resp_t *r = post_messages(cases[i].body, 0);
@@ -802,6 +816,32 @@ static void test_body_checks(void **state)
         }
         resp_free(r);
     }
+}
+
+static void test_thinking_budget_with_interleaved_beta(void **state)
+{
+    (void)state;
+    load_script("{\"when_exhausted\":\"cycle\",\"turns\":[{\"text\":\"ok\"}]}");
+    const char *body =
+        "{\"model\":\"m\",\"max_tokens\":2048,\"thinking\":{\"type\":\"enabled\","
+        "\"budget_tokens\":8000},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    /* The budget may exceed max_tokens with interleaved thinking, matched as a whole token. */
+    const char *interleaved[] = {"x-api-key: k-0123456789", "anthropic-version: 2023-06-01",
+                                 "anthropic-beta: oauth-2025-04-20,interleaved-thinking-2025-05-14",
+                                 NULL};
+    resp_t *r = http("POST", srv.addr, "/v1/messages", body, -1, interleaved, 0);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
+    const char *lookalike[] = {"x-api-key: k-0123456789", "anthropic-version: 2023-06-01",
+                               "anthropic-beta: interleaved-thinking-2025-05-14b", NULL};
+    r = http("POST", srv.addr, "/v1/messages", body, -1, lookalike, 0);
+    assert_api_error(r, 400, "invalid_request_error", NULL);
+    resp_free(r);
+    const char *adaptive = "{\"model\":\"m\",\"max_tokens\":10,\"thinking\":{\"type\":"
+                           "\"adaptive\"},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    r = post_messages(adaptive, 0);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
 }
 
 static void test_tool_result_check(void **state)
@@ -1185,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_non_streaming_message),
         cmocka_unit_test(test_auth_and_version),
         cmocka_unit_test(test_body_checks),
+        cmocka_unit_test(test_thinking_budget_with_interleaved_beta),
         cmocka_unit_test(test_tool_result_check),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_stats_requests_reset),
