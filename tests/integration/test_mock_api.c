@@ -478,6 +478,64 @@ static void test_multi_tool_use(void **state)
     resp_free(r);
 }
 
+static size_t count_sink(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    *(size_t *)arg += size * n;
+    return size * n;
+}
+
+static void test_concurrent_streams(void **state)
+{
+    (void)state;
+    /* 20 paced streams at once: served side by side, not one after the other. */
+    load_script("{\"when_exhausted\":\"cycle\",\"turns\":[{\"text\":\"abcd\",\"chunks\":4,"
+                "\"delay_ms\":100}]}");
+    enum { N = 20 };
+    CURLM *multi = curl_multi_init();
+    CURL *easy[N];
+    size_t got[N] = {0};
+    char url[256];
+    snprintf(url, sizeof(url), "http://%s/v1/messages", srv.addr);
+    struct curl_slist *h = NULL;
+    for (const char *const *p = api_headers; *p != NULL; p++) {
+        h = curl_slist_append(h, *p);
+    }
+    for (int i = 0; i < N; i++) {
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, stream_req);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, count_sink);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &got[i]);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int running = N;
+    while (running > 0 && since_ms(&t0) < 10000) {
+        curl_multi_perform(multi, &running);
+        curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    double took = since_ms(&t0);
+    int ok = 0;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+        ok += m->msg == CURLMSG_DONE && m->data.result == CURLE_OK;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(got[i] > 0 && got[i] == got[0]); /* the same answer, complete, for each */
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(multi);
+    curl_slist_free_all(h);
+    assert_int_equal(ok, N);
+    assert_true(took >= 400.0); /* four 100 ms pauses each */
+    assert_true(took < 4000.0); /* one after the other would take 8 s */
+}
+
 static void test_pauses(void **state)
 {
     (void)state;
@@ -1215,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_redacted_thinking),
         cmocka_unit_test(test_multi_tool_use),
         cmocka_unit_test(test_pauses),
+        cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_error_event_mid_stream),
         cmocka_unit_test(test_hang),
