@@ -115,28 +115,15 @@ static json_t *merge_roles(const json_t *msgs)
     return merged;
 }
 
-static bool has_tool_use(const json_t *msg, const char *id)
+/* Whether `msg` holds a block of type `type` whose `key` equals `id`. */
+static bool has_block(const json_t *msg, const char *type, const char *key, const char *id)
 {
     size_t j;
     const json_t *blk;
     json_array_foreach(json_object_get(msg, "content"), j, blk)
     {
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
-            strcmp(cgw_json_str(blk, "id", ""), id) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool has_tool_result(const json_t *msg, const char *id)
-{
-    size_t j;
-    const json_t *blk;
-    json_array_foreach(json_object_get(msg, "content"), j, blk)
-    {
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_result") == 0 &&
-            strcmp(cgw_json_str(blk, "tool_use_id", ""), id) == 0) {
+        if (strcmp(cgw_json_str(blk, "type", ""), type) == 0 &&
+            strcmp(cgw_json_str(blk, key, ""), id) == 0) {
             return true;
         }
     }
@@ -157,7 +144,8 @@ static int check_answered(const json_t *merged, size_t k, cgw__mock_reject_t *re
     json_array_foreach(json_object_get(json_array_get(merged, k), "content"), j, blk)
     {
         const char *id = cgw_json_str(blk, "id", "");
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 && !has_tool_result(next, id)) {
+        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
+            !has_block(next, "tool_result", "tool_use_id", id)) {
             cgw_buf_appendf(&missing, "%s%s", missing.len > 0 ? ", " : "", id);
         }
     }
@@ -184,7 +172,7 @@ static int check_tool_results(const json_t *merged, size_t k, cgw__mock_reject_t
             continue;
         }
         const char *id = cgw_json_str(blk, "tool_use_id", "");
-        if (prev == NULL || !has_tool_use(prev, id)) {
+        if (prev == NULL || !has_block(prev, "tool_use", "id", id)) {
             return reject(rej,
                           "messages.%zu.content.%zu: unexpected `tool_use_id` found in "
                           "`tool_result` blocks: %s. Each `tool_result` block must have a "
