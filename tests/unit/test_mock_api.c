@@ -67,6 +67,9 @@ static void test_script_refusals(void **state)
         {"[{\"error_event\": {\"after\": \"request\"}}]", "a fault position is"},
         {"[{\"hang\": 1, \"cut\": 2}]", "exclude each other"},
         {"[{\"usage\": 3}]", "'usage' must be an object"},
+        {"[{\"stop_details\": 3}]", "'stop_details' must be an object or null"},
+        {"[{\"content\": [{\"type\": \"text\", \"citations\": {}}]}]",
+         "'citations' must be an array"},
         {"[{}, {\"repeat\": 0}]", "turn 2: 'repeat' must be 1..10000"},
         {"[{\"repeat\": \"x\", \"status\": 1}]", "'status' must be 200..599"},
         {"[{\"status\": 429, \"error\": \"x\"}]", "'error' must be an object"},
@@ -370,14 +373,19 @@ static void test_stream_matches_message(void **state)
         "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", "
         "\"chunks\": 4},"
         "  {\"type\": \"redacted_thinking\", \"data\": \"RD\"},"
-        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"]},"
+        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"], \"citations\": [{\"type\":"
+        "   \"char_location\", \"cited_text\": \"a\", \"document_index\": 0, \"start_char_index\": "
+        "0,"
+        "   \"end_char_index\": 1}, {\"type\": \"page_location\", \"page\": 2}]},"
         "  {\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\","
         "   \"input\": {\"x\": [1, {\"y\": \"\\u2603\"}], \"z\": null}, \"chunks\": 7},"
         "  {\"type\": \"tool_use\", \"name\": \"g\"},"
         "  {\"type\": \"web_search_tool_result\", \"tool_use_id\": \"s1\", \"content\": []}],"
         " \"stop_sequence\": \"END\", \"stop_reason\": \"stop_sequence\","
         " \"usage\": {\"input_tokens\": 50, \"cache_read_input_tokens\": 7, \"output_tokens\": 9}},"
-        " {\"text\": \"\", \"model\": \"other\", \"id\": \"msg_own\", \"ping\": false},"
+        " {\"text\": \"\", \"model\": \"other\", \"id\": \"msg_own\", \"ping\": false,"
+        "  \"stop_reason\": \"refusal\", \"stop_details\": {\"type\": \"refusal\", \"category\": "
+        "\"cyber\"}},"
         " {\"text\": \"abc\", \"chunks\": 3, \"error_event\": 2},"
         " {\"text\": \"abc\", \"chunks\": 3, \"cut\": 1}]");
     for (size_t i = 0; i < 2; i++) {
@@ -478,7 +486,7 @@ static void test_check_body(void **state)
                      "\"f\",\"input\":{}}]},"
                      "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
                      "\"a\"},{\"type\":\"tool_result\",\"tool_use_id\":\"b\"}]}]}";
-    assert_int_equal(cgw__mock_check_body(ok, strlen(ok), issued, &parsed, &rej), 0);
+    assert_int_equal(cgw__mock_check_body(ok, strlen(ok), issued, NULL, &parsed, &rej), 0);
     assert_non_null(parsed);
     char *text = cgw__mock_last_user_text(parsed);
     assert_string_equal(text, "");
@@ -488,15 +496,15 @@ static void test_check_body(void **state)
     /* Missing signature counts as invalid; NULL body is a JSON error. */
     const char *nosig = "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\","
                         "\"content\":[{\"type\":\"thinking\",\"thinking\":\"thought\"}]}]}";
-    assert_int_equal(cgw__mock_check_body(nosig, strlen(nosig), issued, &parsed, &rej), -1);
+    assert_int_equal(cgw__mock_check_body(nosig, strlen(nosig), issued, NULL, &parsed, &rej), -1);
     assert_null(parsed);
     assert_string_equal(rej.message,
                         "messages.0.content.0: Invalid `signature` in `thinking` block");
-    assert_int_equal(cgw__mock_check_body(NULL, 0, issued, &parsed, &rej), -1);
+    assert_int_equal(cgw__mock_check_body(NULL, 0, issued, NULL, &parsed, &rej), -1);
     assert_int_equal(rej.status, 400);
     assert_true(strncmp(rej.message, "The request body is not valid JSON: ", 36) == 0);
     const char *trailing = "{\"model\":\"m\"} x";
-    assert_int_equal(cgw__mock_check_body(trailing, strlen(trailing), issued, &parsed, &rej), -1);
+    assert_int_equal(cgw__mock_check_body(trailing, strlen(trailing), issued, NULL, &parsed, &rej), -1);
     assert_non_null(strstr(rej.message, "line 1"));
     json_decref(issued);
 }
