@@ -24,8 +24,9 @@ build-asan: setup
 		-DCGW_BUILD_BENCH=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Every test of the plain build, then the unit tests and fuzz corpora again under
-# AddressSanitizer + UndefinedBehaviorSanitizer with LeakSanitizer on.
+# Every test of the plain build, then every test again under AddressSanitizer +
+# UndefinedBehaviorSanitizer with LeakSanitizer on (integration tests then drive the
+# sanitized claude-gateway binary).
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	$(MAKE) --no-print-directory test-asan
@@ -36,7 +37,7 @@ test-fast: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j$(JOBS) -L 'unit|fuzz'
+		ctest --output-on-failure -j$(JOBS)
 
 run: build
 	@$(BUILD)/claude-gateway --help
