@@ -12,5 +12,6 @@
 #include "cgw/ctx.h"
 #include "cgw/mcp_config.h"
 #include "cgw/mcp_tools.h"
+#include "cgw/mcp.h"
 
 #endif
