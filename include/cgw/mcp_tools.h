@@ -19,8 +19,10 @@
  *   - plain:    the tool name itself when it already matches; otherwise sanitized.
  *   - prefixed: "mcp__" + sanitize(server) + "__" + sanitize(tool) (Claude Code's form).
  *   sanitize() replaces every byte outside [A-Za-z0-9_-] with '_'.
- *   If that is longer than max_name_len, it is shortened deterministically: the server part
- *   keeps at least 16 characters (fewer if shorter), the tool part keeps as much as fits,
+ *   If that is longer than max_name_len, it is shortened deterministically: the tool part
+ *   keeps as much as fits after min(16, server length) characters of the server part (at
+ *   most half of what is left after "mcp__", "__" and the suffix), the server part takes
+ *   any room the tool part leaves,
  *   and "_" + 8 lowercase hex digits of a 64-bit FNV-1a hash of server "\0" tool are
  *   appended, so the result has exactly max_name_len characters. In plain naming the server
  *   part is absent and the hash input is the tool name alone.

@@ -81,6 +81,11 @@ int cgw__mcp_outcome_from_failure(int code, const char *message, cgw_mcp_outcome
 int cgw__mcp_outcome_error(const char *code, const char *sub_code, const char *message,
                            cgw_mcp_outcome_t *out);
 
+/* The "Extra content" conversion above on its own: *blocks becomes a new array of content
+ * blocks, or NULL when `content` (an MCP content array, borrowed) has no item that needs
+ * one. Returns CGW_OK or CGW_ENOMEM (*blocks NULL). */
+int cgw__mcp_content_blocks(const json_t *content, json_t **blocks);
+
 /* Releases the references and resets the fields to NULL (NULL is fine). */
 void cgw__mcp_outcome_clear(cgw_mcp_outcome_t *out);
 
