@@ -77,7 +77,7 @@ typedef struct stdio_transport {
 
 static void reap(stdio_t *t);
 static void do_free(stdio_t *t);
-static void start_close(stdio_t *t);
+static int start_close(stdio_t *t);
 
 /* ---- detached transports: reaped on ctx free if still alive ------------------------------ */
 
@@ -148,8 +148,7 @@ static int leave(stdio_t *t)
         do_free(t);
         return 1;
     }
-    start_close(t);
-    return 0;
+    return start_close(t);
 }
 
 static int silent(const stdio_t *t)
@@ -492,23 +491,21 @@ static void in_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- shutdown ------------------------------------------------------------------------------ */
 
-static void start_close(stdio_t *t)
+/* Returns 1 when `t` was freed. */
+static int start_close(stdio_t *t)
 {
     t->detached = 1;
     t->base.cbs = (cgw__mcp_transport_cbs_t){0};
-    if (t->exited) {
-        do_free(t);
-        return;
-    }
-    if (registry_add(t) != CGW_OK) {
-        do_free(t); /* cannot track it: shut down synchronously instead */
-        return;
+    if (t->exited || registry_add(t) != CGW_OK) {
+        do_free(t); /* already reaped, or cannot be tracked: finish synchronously */
+        return 1;
     }
     if (t->stage == RUNNING) {
         t->stage = STDIN_CLOSED;
         close_stdin(t);
         arm_timer(t, t->grace_ms);
     }
+    return 0;
 }
 
 /* Waits up to `ms` for the pidfd to become readable. */

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cgw/ctx.h"
+#include "cgw/error.h"
 #include "core/buf.h"
 
 typedef struct cgw__mcp_transport cgw__mcp_transport_t;
