@@ -4,5 +4,6 @@
 #define CGW_CLI_H
 
 int cgw__cmd_version(int argc, char **argv);
+int cgw__cmd_tools(int argc, char **argv);
 
 #endif

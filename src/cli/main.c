@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
     {"version", cgw__cmd_version, "print the version and exit"},
+    {"tools", cgw__cmd_tools, "start the MCP servers and list their tools"},
 };
 
 static void usage(FILE *out)

@@ -58,6 +58,7 @@ typedef struct stdio_transport {
     pid_t pid;
     int pidfd;
     struct bufferevent *in, *out, *err;
+    int fd_in, fd_out, fd_err; /* closed by us: bufferevent_free defers closing to the loop */
     struct event *pid_ev;
     struct event *timer;
     cgw__ndjson_t nd;
@@ -417,12 +418,25 @@ static void arm_timer(stdio_t *t, int ms)
     event_add(t->timer, &tv);
 }
 
+/* Frees a bufferevent and closes its fd now. libevent's own close-on-free runs from a
+ * deferred finalizer in the loop, too late for a synchronous shutdown that waits for the
+ * child to see EOF; disabling first takes the fd out of epoll before it is closed. */
+static void drop_bev(struct bufferevent **bev, int *fd)
+{
+    if (*bev != NULL) {
+        bufferevent_disable(*bev, EV_READ | EV_WRITE);
+        bufferevent_free(*bev);
+        *bev = NULL;
+    }
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 static void close_stdin(stdio_t *t)
 {
-    if (t->in != NULL) {
-        bufferevent_free(t->in); /* BEV_OPT_CLOSE_ON_FREE: the child sees EOF */
-        t->in = NULL;
-    }
+    drop_bev(&t->in, &t->fd_in); /* the child sees EOF */
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -541,12 +555,8 @@ static void do_free(stdio_t *t)
     }
     sync_shutdown(t);
     close_stdin(t);
-    if (t->out != NULL) {
-        bufferevent_free(t->out);
-    }
-    if (t->err != NULL) {
-        bufferevent_free(t->err);
-    }
+    drop_bev(&t->out, &t->fd_out);
+    drop_bev(&t->err, &t->fd_err);
     if (t->pid_ev != NULL) {
         event_free(t->pid_ev);
     }
@@ -673,26 +683,24 @@ static int spawn_child(stdio_t *t, const cgw__stdio_params_t *p, int fds[3][2], 
     return CGW_OK;
 }
 
-static struct bufferevent *wrap(stdio_t *t, int fd, bufferevent_data_cb rd, bufferevent_event_cb ev)
+static struct bufferevent *wrap(stdio_t *t, int *fd, int *slot, bufferevent_data_cb rd,
+                                bufferevent_event_cb ev)
 {
-    evutil_make_socket_nonblocking(fd);
-    struct bufferevent *b = bufferevent_socket_new(cgw_ctx_base(t->ctx), fd, BEV_OPT_CLOSE_ON_FREE);
-    if (b == NULL) {
-        close(fd);
-        return NULL;
+    *slot = *fd;
+    *fd = -1;
+    evutil_make_socket_nonblocking(*slot);
+    struct bufferevent *b = bufferevent_socket_new(cgw_ctx_base(t->ctx), *slot, 0);
+    if (b != NULL) {
+        bufferevent_setcb(b, rd, NULL, ev, t);
     }
-    bufferevent_setcb(b, rd, NULL, ev, t);
     return b;
 }
 
 static int wire(stdio_t *t, int fds[3][2])
 {
-    t->in = wrap(t, fds[0][1], NULL, in_event_cb);
-    fds[0][1] = -1;
-    t->out = wrap(t, fds[1][0], out_read_cb, out_event_cb);
-    fds[1][0] = -1;
-    t->err = wrap(t, fds[2][0], err_read_cb, err_event_cb);
-    fds[2][0] = -1;
+    t->in = wrap(t, &fds[0][1], &t->fd_in, NULL, in_event_cb);
+    t->out = wrap(t, &fds[1][0], &t->fd_out, out_read_cb, out_event_cb);
+    t->err = wrap(t, &fds[2][0], &t->fd_err, err_read_cb, err_event_cb);
     t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
     if (t->in == NULL || t->out == NULL || t->err == NULL || t->pidfd < 0) {
         return CGW_EIO;
@@ -738,6 +746,7 @@ int cgw__stdio_transport_new(cgw_ctx_t *ctx, const cgw__stdio_params_t *p,
     t->base.cbs = *cbs;
     t->ctx = ctx;
     t->pidfd = -1;
+    t->fd_in = t->fd_out = t->fd_err = -1;
     t->err_cap = p->stderr_cap ? p->stderr_cap : STDERR_DEFAULT_CAP;
     t->grace_ms = p->term_grace_ms > 0 ? p->term_grace_ms : GRACE_DEFAULT_MS;
     cgw__ndjson_init(&t->nd, p->max_line, on_line, on_oversize, t);
