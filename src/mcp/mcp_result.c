@@ -4,6 +4,7 @@
  * The text/JSON part follows claude_gateway's mcp_client.py byte for byte where it matters
  * to the model: the same text joining and stripping, the same fallbacks, the same keyword
  * sub-codes, and Python's json.dumps layout for a structured error message. */
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -180,7 +181,21 @@ int cgw__mcp_outcome_from_rpc_error(const json_t *rpc_error, cgw_mcp_outcome_t *
  * jansson's allocator, which cgw_set_allocator points at ours, so cgw_free releases it. */
 static char *python_dumps(const json_t *v)
 {
-    return json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+    /* Python writes \u00e9 where jansson writes \u00E9. Escapes come in pairs, so an
+     * escaped backslash ("\\") is stepped over and never starts a \u sequence. */
+    for (char *p = s; p != NULL && *p != '\0'; p++) {
+        if (*p != '\\') {
+            continue;
+        }
+        if (*++p == '\0') {
+            break;
+        }
+        for (int i = 1; *p == 'u' && i <= 4 && p[i] != '\0'; i++) {
+            p[i] = (char)tolower((unsigned char)p[i]);
+        }
+    }
+    return s;
 }
 
 static int map_error(const json_t *r, const char *tool, const cgw_buf_t *text,
