@@ -244,9 +244,9 @@ static void on_oversize(void *user, int code, const cgw__ndjson_oversize_t *info
     json_int_t id = 0;
     int has_id = cgw__rpc_sniff_id(info->head, info->head_len, info->tail, info->tail_len, &id);
     char detail[160];
-    snprintf(detail, sizeof(detail), "message of %zu bytes exceeds the line limit of %zu bytes",
+    snprintf(detail, sizeof(detail), "a message of %zu bytes exceeds the line limit of %zu bytes",
              info->total, t->nd.max_line);
-    CGW_WARN(t->ctx, "mcp", "server '%s': discarded a %s", t->name, detail);
+    CGW_WARN(t->ctx, "mcp", "server '%s': %s; discarded", t->name, detail);
     if (t->base.cbs.on_bad_message != NULL) {
         t->base.cbs.on_bad_message(t->base.cbs.user, code, has_id, id, detail);
     }
