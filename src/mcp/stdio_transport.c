@@ -47,6 +47,7 @@ extern char **environ;
 #define STDERR_LINE_LOG_MAX 1024
 #define GRACE_DEFAULT_MS 2000
 #define EOF_WAIT_MS 200
+#define RBUF_SIZE 65536
 
 enum stage { RUNNING, STDIN_CLOSED, TERM_SENT, KILL_SENT };
 enum pending_op { OP_NONE, OP_CLOSE, OP_FREE };
@@ -57,7 +58,9 @@ typedef struct stdio_transport {
     char *name;
     pid_t pid;
     int pidfd;
-    struct bufferevent *in, *out, *err;
+    struct bufferevent *in, *err;
+    struct event *out_ev;      /* stdout is read by hand: see read_stdout */
+    char *rbuf;
     int fd_in, fd_out, fd_err; /* closed by us: bufferevent_free defers closing to the loop */
     struct event *pid_ev;
     struct event *timer;
@@ -77,6 +80,7 @@ typedef struct stdio_transport {
 } stdio_t;
 
 static void reap(stdio_t *t);
+static void arm_timer(stdio_t *t, int ms);
 static void do_free(stdio_t *t);
 static int start_close(stdio_t *t);
 
@@ -252,27 +256,43 @@ static void on_oversize(void *user, int code, const cgw__ndjson_oversize_t *info
     }
 }
 
-static void feed_stdout(stdio_t *t, struct evbuffer *in)
+/* Reads stdout straight into one buffer and frames it in place. A bufferevent would cost an
+ * ioctl(FIONREAD) and a copy into an evbuffer per read; this is the hot path of every tool
+ * call. With `drain`, reads until the pipe is empty (the writer is known to be gone). */
+static void read_stdout(stdio_t *t, int drain)
 {
-    while (evbuffer_get_length(in) > 0 && !silent(t)) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
-            break;
+    while (t->fd_out >= 0 && !t->stdout_eof) {
+        ssize_t n = read(t->fd_out, t->rbuf, RBUF_SIZE);
+        if (n < 0 && errno == EINTR) {
+            continue;
         }
-        size_t n = v.iov_len;
-        cgw__ndjson_feed(&t->nd, v.iov_base, n);
-        evbuffer_drain(in, n);
-    }
-    if (silent(t)) {
-        evbuffer_drain(in, evbuffer_get_length(in));
+        if (n < 0 && errno == EAGAIN) {
+            return;
+        }
+        if (n <= 0) {
+            t->stdout_eof = 1;
+            event_del(t->out_ev);
+            if (!t->exited && t->stage == RUNNING) {
+                arm_timer(t, EOF_WAIT_MS); /* the pidfd normally fires within microseconds */
+            }
+            return;
+        }
+        if (!silent(t)) {
+            cgw__ndjson_feed(&t->nd, t->rbuf, (size_t)n);
+        }
+        if (!drain && (size_t)n < RBUF_SIZE) {
+            return; /* the pipe is empty: skip the read that would say EAGAIN */
+        }
     }
 }
 
-static void out_read_cb(struct bufferevent *bev, void *arg)
+static void out_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
     stdio_t *t = arg;
     enter(t);
-    feed_stdout(t, bufferevent_get_input(bev));
+    read_stdout(t, 0);
     leave(t);
 }
 
@@ -385,10 +405,7 @@ static void pid_cb(evutil_socket_t fd, short what, void *arg)
     if (t->timer != NULL) {
         event_del(t->timer);
     }
-    drain_fd(t->out);
-    if (t->out != NULL) {
-        feed_stdout(t, bufferevent_get_input(t->out));
-    }
+    read_stdout(t, 1);
     drain_fd(t->err);
     if (t->err != NULL) {
         take_stderr(t, bufferevent_get_input(t->err));
@@ -469,20 +486,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     leave(t);
 }
 
-static void out_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    stdio_t *t = arg;
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0 || t->stdout_eof) {
-        return;
-    }
-    t->stdout_eof = 1;
-    bufferevent_disable(t->out, EV_READ);
-    if (!t->exited && t->stage == RUNNING) {
-        arm_timer(t, EOF_WAIT_MS); /* the pidfd normally fires within microseconds */
-    }
-}
-
 static void err_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)arg;
@@ -555,7 +558,13 @@ static void do_free(stdio_t *t)
     }
     sync_shutdown(t);
     close_stdin(t);
-    drop_bev(&t->out, &t->fd_out);
+    if (t->out_ev != NULL) {
+        event_free(t->out_ev);
+    }
+    if (t->fd_out >= 0) {
+        close(t->fd_out);
+    }
+    cgw_free(t->rbuf);
     drop_bev(&t->err, &t->fd_err);
     if (t->pid_ev != NULL) {
         event_free(t->pid_ev);
@@ -580,6 +589,24 @@ static int vt_send(cgw__mcp_transport_t *base, const char *data, size_t len)
     stdio_t *t = (stdio_t *)base;
     if (t->in == NULL || t->exited || t->closed_reported || silent(t)) {
         return CGW_ECLOSED;
+    }
+    /* Write straight to the pipe when nothing is queued: a request then costs one write()
+     * instead of arming EV_WRITE and waiting for the next loop turn (the round trip is on
+     * every tool call's critical path). Whatever the pipe does not take is queued. */
+    if (evbuffer_get_length(bufferevent_get_output(t->in)) == 0) {
+        ssize_t n;
+        while ((n = write(t->fd_in, data, len)) < 0 && errno == EINTR) {
+        }
+        if (n < 0 && errno != EAGAIN) {
+            return errno == EPIPE ? CGW_ECLOSED : -errno;
+        }
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+        if (len == 0) {
+            return CGW_OK;
+        }
     }
     return bufferevent_write(t->in, data, len) == 0 ? CGW_OK : CGW_ENOMEM;
 }
@@ -699,10 +726,15 @@ static struct bufferevent *wrap(stdio_t *t, int *fd, int *slot, bufferevent_data
 static int wire(stdio_t *t, int fds[3][2])
 {
     t->in = wrap(t, &fds[0][1], &t->fd_in, NULL, in_event_cb);
-    t->out = wrap(t, &fds[1][0], &t->fd_out, out_read_cb, out_event_cb);
+    t->fd_out = fds[1][0];
+    fds[1][0] = -1;
+    evutil_make_socket_nonblocking(t->fd_out);
+    t->out_ev = event_new(cgw_ctx_base(t->ctx), t->fd_out, EV_READ | EV_PERSIST, out_cb, t);
+    t->rbuf = cgw__malloc(RBUF_SIZE);
     t->err = wrap(t, &fds[2][0], &t->fd_err, err_read_cb, err_event_cb);
     t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-    if (t->in == NULL || t->out == NULL || t->err == NULL || t->pidfd < 0) {
+    if (t->in == NULL || t->out_ev == NULL || t->rbuf == NULL || t->err == NULL ||
+        t->pidfd < 0) {
         return CGW_EIO;
     }
     t->pid_ev = event_new(cgw_ctx_base(t->ctx), t->pidfd, EV_READ, pid_cb, t);
@@ -711,7 +743,7 @@ static int wire(stdio_t *t, int fds[3][2])
         return CGW_EIO;
     }
     bufferevent_enable(t->in, EV_WRITE);
-    bufferevent_enable(t->out, EV_READ);
+    event_add(t->out_ev, NULL);
     bufferevent_enable(t->err, EV_READ);
     return CGW_OK;
 }
