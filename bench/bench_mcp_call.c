@@ -6,7 +6,8 @@
  * kind of pipe, with no JSON parsing at all: the floor any client can reach. The other is
  * driven through cgw_mcp_manager_call (loop, NDJSON framing, JSON-RPC routing, result mapping,
  * callback). Calls to `echo` alternate between the two in blocks so that machine noise hits
- * both alike. Reported: median and p99 of each, and the median difference.
+ * both alike. Reported: median and p99 of each, the median difference, and the median CPU
+ * time this thread spent per call in each client.
  *
  * Usage: bench_mcp_call [calls]   (default 4000; run from the repository root, or set
  * CGW_NPM_DIR to the npm folder holding @modelcontextprotocol/server-everything)
@@ -33,6 +34,13 @@ static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -126,16 +134,18 @@ static void raw_init(raw_t *r)
     raw_send(r, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
 }
 
-static uint64_t raw_call(raw_t *r, int id)
+static uint64_t raw_call(raw_t *r, int id, uint64_t *cpu)
 {
     char line[256], needle[32];
     snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
              "{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n", id);
     snprintf(needle, sizeof(needle), "\"id\":%d}", id);
-    uint64_t t0 = now_ns();
+    uint64_t c0 = cpu_ns(), t0 = now_ns();
     raw_send(r, line);
     raw_wait(r, needle);
-    return now_ns() - t0;
+    uint64_t t = now_ns() - t0;
+    *cpu = cpu_ns() - c0;
+    return t;
 }
 
 /* ---- through the manager ----------------------------------------------------------------- */
@@ -171,15 +181,18 @@ static void run_until(cgw_ctx_t *ctx, const int *flag)
     }
 }
 
-static uint64_t mgr_call(cgw_ctx_t *ctx, cgw_mcp_manager_t *m, json_t *input, mgr_state_t *s)
+static uint64_t mgr_call(cgw_ctx_t *ctx, cgw_mcp_manager_t *m, json_t *input, mgr_state_t *s,
+                         uint64_t *cpu)
 {
     s->done = 0;
-    uint64_t t0 = now_ns();
+    uint64_t c0 = cpu_ns(), t0 = now_ns();
     if (cgw_mcp_manager_call(m, "echo", input, NULL, on_done, s, NULL) != CGW_OK) {
         exit(1);
     }
     run_until(ctx, &s->done);
-    return now_ns() - t0;
+    uint64_t t = now_ns() - t0;
+    *cpu = cpu_ns() - c0;
+    return t;
 }
 
 int main(int argc, char **argv)
@@ -228,18 +241,19 @@ int main(int argc, char **argv)
 
     json_t *input = json_pack("{s:s}", "message", "hello");
     uint64_t *rv = calloc(n / 2, sizeof(uint64_t)), *mv = calloc(n / 2, sizeof(uint64_t));
+    uint64_t *rc = calloc(n / 2, sizeof(uint64_t)), *mc = calloc(n / 2, sizeof(uint64_t));
     int id = 100;
     for (int w = 0; w < 300; w++) { /* warm-up: JIT of the servers, caches, allocator */
-        raw_call(&raw, id++);
-        mgr_call(ctx, m, input, &s);
+        raw_call(&raw, id++, rc);
+        mgr_call(ctx, m, input, &s, mc);
     }
     size_t k = 0;
     for (size_t done = 0; done < n; done += 2 * BLOCK) {
         for (size_t i = 0; i < BLOCK; i++) {
-            rv[k + i] = raw_call(&raw, id++);
+            rv[k + i] = raw_call(&raw, id++, &rc[k + i]);
         }
         for (size_t i = 0; i < BLOCK; i++) {
-            mv[k + i] = mgr_call(ctx, m, input, &s);
+            mv[k + i] = mgr_call(ctx, m, input, &s, &mc[k + i]);
         }
         k += BLOCK;
     }
@@ -253,9 +267,15 @@ int main(int argc, char **argv)
     printf("  raw blocking client   median %8.1f us   p99 %8.1f us\n", rmed, rp99);
     printf("  cgw_mcp_manager_call  median %8.1f us   p99 %8.1f us\n", mmed, mp99);
     printf("  added at the median   %8.1f us (ratio %.3f)\n", mmed - rmed, mmed / rmed);
+    /* CPU time of this thread per call (user + system): what the client itself spends, as
+     * opposed to waiting for the server and for the scheduler. */
+    double rcpu = pct(rc, k, 0.5), mcpu = pct(mc, k, 0.5);
+    printf("  client CPU per call   raw %.1f us, manager %.1f us (median)\n", rcpu, mcpu);
     json_decref(input);
     free(rv);
     free(mv);
+    free(rc);
+    free(mc);
     close(raw.in);
     close(raw.out);
     waitpid(raw.pid, NULL, 0);
