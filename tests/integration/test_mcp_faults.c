@@ -108,13 +108,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    mcp_h_stop(&H);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0) {
-        return -1;
-    }
-    return mcp_h_child_count() == 0 ? 0 : -1;
+    return mcp_h_teardown(&H, dir);
 }
 
 static cgw_mcp_server_status_t status_of(size_t i)

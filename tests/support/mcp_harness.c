@@ -177,6 +177,18 @@ void mcp_h_stop(mcp_h_t *h)
     memset(h, 0, sizeof(*h));
 }
 
+int mcp_h_teardown(mcp_h_t *h, const char *dir)
+{
+    mcp_h_stop(h);
+    int rc = 0;
+    if (dir != NULL && *dir) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        rc = system(cmd) == 0 ? 0 : -1;
+    }
+    return rc == 0 && mcp_h_child_count() == 0 ? 0 : -1;
+}
+
 int mcp_h_child_count(void)
 {
     DIR *d = opendir("/proc");

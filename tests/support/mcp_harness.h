@@ -58,6 +58,10 @@ int mcp_h_wait_state(mcp_h_t *h, size_t i, cgw_mcp_server_state_t state, int tim
 /* Frees manager, config and context. */
 void mcp_h_stop(mcp_h_t *h);
 
+/* Stops `h`, removes `dir` (may be NULL) and checks that no child process is left.
+ * Returns 0 when all went well, -1 otherwise (for cmocka group teardowns). */
+int mcp_h_teardown(mcp_h_t *h, const char *dir);
+
 /* Number of processes whose parent is this process (running or zombie). */
 int mcp_h_child_count(void);
 
