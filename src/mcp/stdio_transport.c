@@ -597,8 +597,15 @@ static int vt_send(cgw__mcp_transport_t *base, const char *data, size_t len)
         ssize_t n;
         while ((n = write(t->fd_in, data, len)) < 0 && errno == EINTR) {
         }
+        if (n < 0 && errno == EPIPE) {
+            /* The child stopped reading (usually: it is exiting). Its exit or EOF is reported
+             * through on_closed, which fails this request with the real reason (exit status,
+             * stderr) instead of a bare "broken pipe" here. */
+            CGW_DEBUG(t->ctx, "mcp", "server '%s': stdin closed by the server", t->name);
+            return CGW_OK;
+        }
         if (n < 0 && errno != EAGAIN) {
-            return errno == EPIPE ? CGW_ECLOSED : -errno;
+            return -errno;
         }
         if (n > 0) {
             data += n;

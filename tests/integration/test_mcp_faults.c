@@ -14,7 +14,7 @@ static mcp_h_t H;
 static char dir[256];
 
 enum { S_GARBAGE, S_OVERSIZED, S_NEVER, S_TWICE, S_EXITINIT, S_CRASH, S_REQUESTS, S_BURST,
-       S_OLD, S_FUTURE, S_MISSING };
+       S_OLD, S_FUTURE, S_MISSING, S_FLAKY };
 
 static void path_in(char *out, size_t cap, const char *name)
 {
@@ -80,6 +80,14 @@ static int group_setup(void **state)
     }
     write_file("old.sh", OLD_SH);
     write_file("future.sh", FUTURE_SH);
+    /* Starts once; every restart fails, so the manager must give up. */
+    char flaky[1200];
+    snprintf(flaky, sizeof(flaky),
+             "if [ -e %s/flaky.started ]; then echo 'refusing to start again' >&2; exit 1; fi\n"
+             "touch %s/flaky.started\n"
+             "exec node %s/tests/support/misbehaving_mcp_server.js crash-mid-call\n",
+             dir, dir, cgw_test_source_dir());
+    write_file("flaky.sh", flaky);
     static char cfg[8192];
     strcpy(cfg, "{");
     entry(cfg, sizeof(cfg), "garbage", "garbage", "", 0);
@@ -92,13 +100,16 @@ static int group_setup(void **state)
     entry(cfg, sizeof(cfg), "burst", "list-changed-burst", "--count 5", 1);
     sh_entry(cfg, sizeof(cfg), "old", "old.sh");
     sh_entry(cfg, sizeof(cfg), "future", "future.sh");
-    strcat(cfg, ",\"missing\":{\"command\":\"/nonexistent/mcp-server\"}}");
+    strcat(cfg, ",\"missing\":{\"command\":\"/nonexistent/mcp-server\"}");
+    sh_entry(cfg, sizeof(cfg), "flaky", "flaky.sh");
+    strcat(cfg, "}");
     char full[9000];
     snprintf(full, sizeof(full), "{\"mcpServers\":%s}", cfg);
     cgw_mcp_manager_options_t o;
     mcp_h_options(&H, &o);
     o.naming.naming = CGW_MCP_NAMING_PREFIXED;
     o.max_line = 1024 * 1024;
+    o.restart_max_attempts = 2;
     if (!mcp_h_start(&H, full, &o, 30000)) {
         return -1;
     }
@@ -135,7 +146,7 @@ static void test_startup_report(void **state)
 {
     (void)state;
     assert_int_equal(H.n_failed, 3); /* exitinit, future, missing */
-    assert_int_equal(H.n_ready, 8);
+    assert_int_equal(H.n_ready, 9);
     cgw_mcp_server_status_t st = status_of(S_EXITINIT);
     assert_int_equal(st.state, CGW_MCP_SERVER_FAILED);
     assert_non_null(strstr(st.reason, "exited with status 3"));
@@ -278,6 +289,26 @@ static void test_list_changed_coalesced(void **state)
     assert_int_equal(H.tools_changed, before + 1);
 }
 
+static void test_restart_gives_up(void **state)
+{
+    (void)state;
+    mcp_h_call_t c;
+    assert_true(mcp_h_call(&H, "mcp__flaky__echo", "{\"message\":\"x\"}", NULL, &c, 5000));
+    assert_int_equal(c.status, CGW_ESERVERDIED);
+    mcp_h_call_clear(&c);
+    assert_true(mcp_h_wait_state(&H, S_FLAKY, CGW_MCP_SERVER_FAILED, 5000));
+    cgw_mcp_server_status_t st = status_of(S_FLAKY);
+    assert_int_equal(st.restarts, 0);
+    assert_non_null(strstr(st.reason, "exited with status 1"));
+    assert_non_null(strstr(st.stderr_tail, "refusing to start again"));
+    /* Its tools stay listed (as in the original); calls fail at once with a clear error. */
+    assert_true(mcp_h_call(&H, "mcp__flaky__echo", "{\"message\":\"x\"}", NULL, &c, 5000));
+    assert_int_equal(c.status, CGW_ENOTREADY);
+    assert_string_equal(json_string_value(json_object_get(c.error, "message")),
+                        "MCP server unavailable: flaky (failed)");
+    mcp_h_call_clear(&c);
+}
+
 static void test_everything_still_works(void **state)
 {
     (void)state;
@@ -297,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_crash_mid_call),
         cmocka_unit_test(test_server_requests_answered),
         cmocka_unit_test(test_list_changed_coalesced),
+        cmocka_unit_test(test_restart_gives_up),
         cmocka_unit_test(test_everything_still_works),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
