@@ -316,18 +316,22 @@ static void log_stderr_lines(stdio_t *t)
     }
 }
 
+static void stderr_bytes(stdio_t *t, const char *p, size_t n)
+{
+    if (cgw_buf_append(&t->err_ring, p, n) == CGW_OK && t->err_ring.len > t->err_cap) {
+        cgw_buf_consume(&t->err_ring, t->err_ring.len - t->err_cap);
+    }
+    if (cgw_buf_append(&t->err_line, p, n) == CGW_OK) {
+        log_stderr_lines(t);
+    }
+}
+
 static void take_stderr(stdio_t *t, struct evbuffer *in)
 {
     struct evbuffer_iovec v;
     while (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len > 0) {
         size_t n = v.iov_len;
-        if (cgw_buf_append(&t->err_ring, v.iov_base, n) == CGW_OK &&
-            t->err_ring.len > t->err_cap) {
-            cgw_buf_consume(&t->err_ring, t->err_ring.len - t->err_cap);
-        }
-        if (cgw_buf_append(&t->err_line, v.iov_base, n) == CGW_OK) {
-            log_stderr_lines(t);
-        }
+        stderr_bytes(t, v.iov_base, n);
         evbuffer_drain(in, n);
     }
 }
@@ -365,15 +369,18 @@ static void report_closed(stdio_t *t)
     }
 }
 
-/* Reads what is left in a pipe whose writer is gone, without waiting. */
-static void drain_fd(struct bufferevent *bev)
+/* Reads what is left on stderr once the child is gone, without waiting. The bufferevent's
+ * own input buffer cannot be filled from outside (libevent keeps it frozen), so this reads
+ * the fd directly. */
+static void drain_stderr(stdio_t *t)
 {
-    if (bev == NULL) {
-        return;
+    if (t->err != NULL) {
+        take_stderr(t, bufferevent_get_input(t->err));
     }
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer *in = bufferevent_get_input(bev);
-    while (fd >= 0 && evbuffer_read(in, fd, 65536) > 0) {
+    char buf[4096];
+    ssize_t n;
+    while (t->fd_err >= 0 && (n = read(t->fd_err, buf, sizeof(buf))) > 0) {
+        stderr_bytes(t, buf, (size_t)n);
     }
 }
 
@@ -406,10 +413,7 @@ static void pid_cb(evutil_socket_t fd, short what, void *arg)
         event_del(t->timer);
     }
     read_stdout(t, 1);
-    drain_fd(t->err);
-    if (t->err != NULL) {
-        take_stderr(t, bufferevent_get_input(t->err));
-    }
+    drain_stderr(t);
     report_closed(t);
     if (leave(t)) {
         return;

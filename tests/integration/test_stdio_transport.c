@@ -130,6 +130,25 @@ static void test_env_cwd_and_exit(void **state)
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
+/* A child that is gone before the loop ever runs: its stderr must still be captured. */
+static void test_instant_exit_keeps_stderr(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        cgw_ctx_t *ctx = cgw_test_ctx_new();
+        rec_t r = {0};
+        cgw__mcp_transport_t *t = spawn(ctx, &r, "echo 'fatal: no key' >&2; exit 3", NULL, NULL,
+                                        0, 0);
+        send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n");
+        assert_true(wait_for(ctx, &r.closed, 1, 3000));
+        assert_non_null(strstr(r.detail, "exited with status 3"));
+        assert_string_equal(t->vt->diag(t), "fatal: no key\n");
+        t->vt->free(t);
+        cgw_ctx_free(ctx);
+    }
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
 static void test_spawn_failures(void **state)
 {
     (void)state;
@@ -228,6 +247,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_garbage_and_cap),
         cmocka_unit_test(test_env_cwd_and_exit),
+        cmocka_unit_test(test_instant_exit_keeps_stderr),
         cmocka_unit_test(test_spawn_failures),
         cmocka_unit_test(test_shutdown_ladder),
         cmocka_unit_test(test_stdout_closed_while_alive),
