@@ -130,6 +130,11 @@ typedef struct cgw_mcp_manager_options {
     /** Wait after closing a server's stdin before SIGTERM, and after SIGTERM before SIGKILL
      *  (default 2000 ms). */
     uint32_t term_grace_ms;
+    /** Liveness: a READY server is sent a ping every ping_interval_ms (default 30000; 0 =
+     *  never). One that does not answer within min(interval, its startup timeout) is
+     *  treated as dead: its calls fail with tool_error/connection_error and it is stopped
+     *  and restarted like a server that exited. */
+    uint32_t ping_interval_ms;
     /** Handlers for server requests; NULL = not declared, answered with -32601. */
     cgw_mcp_request_handler_cb sampling;
     cgw_mcp_request_handler_cb elicitation;

@@ -302,6 +302,13 @@ static void fail_all(cgw__mcp_client_t *c, int code, const char *detail)
     }
 }
 
+void cgw__mcp_client_fail_pending(cgw__mcp_client_t *c, int code, const char *detail)
+{
+    enter(c);
+    fail_all(c, code, detail);
+    leave(c);
+}
+
 /* ---- start: initialize, initialized, tools/list ---------------------------------------- */
 
 static void report_ready(cgw__mcp_client_t *c, int rc, const char *detail)

@@ -87,6 +87,10 @@ int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *pa
  * now (synchronously, from inside this call) with CGW_ECANCELED. */
 void cgw__mcp_client_cancel(cgw__mcp_client_t *c, cgw__mcp_req_t *req, const char *reason);
 
+/* Fails every pending request now with `code` and `detail` (the owner decided the server is
+ * dead, e.g. it stopped answering pings). Replies run from inside this call. */
+void cgw__mcp_client_fail_pending(cgw__mcp_client_t *c, int code, const char *detail);
+
 /* Tools of the last completed tools/list (array, borrowed until the next refresh). */
 const json_t *cgw__mcp_client_tools(const cgw__mcp_client_t *c);
 /* The negotiated protocol version ("" before initialize answered). */

@@ -28,6 +28,7 @@
 #define RESTART_INITIAL_MS 500
 #define RESTART_MAX_MS 30000
 #define STABLE_MS 10000 /* a server ready this long before dying restarts at the initial delay */
+#define PING_INTERVAL_MS 30000
 
 typedef struct server server_t;
 
@@ -61,6 +62,8 @@ struct server {
     uint32_t backoff_ms, attempts;
     uint64_t ready_since_ms;
     struct event *restart_timer;
+    struct event *ping_timer;
+    cgw__mcp_req_t *ping_req;
 };
 
 struct cgw_mcp_manager {
@@ -225,6 +228,7 @@ static void keep_stderr(server_t *s)
 
 static void drop_client(server_t *s)
 {
+    event_del(s->ping_timer);
     keep_stderr(s);
     cgw__mcp_client_free(s->client, 1); /* detached: shutdown continues in the background */
     s->client = NULL;
@@ -272,6 +276,58 @@ static void fail_server(server_t *s, const char *why)
     initial_done(s);
 }
 
+static void arm_ping(server_t *s)
+{
+    uint32_t ms = s->mgr->opts.ping_interval_ms;
+    if (ms > 0) {
+        struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000};
+        event_add(s->ping_timer, &tv);
+    }
+}
+
+static void on_closed(void *user, int code, const char *detail);
+
+static void ping_reply(void *user, int rc, const json_t *result, const json_t *rpc_error,
+                       const char *detail)
+{
+    (void)result;
+    (void)rpc_error;
+    (void)detail;
+    server_t *s = user;
+    s->ping_req = NULL;
+    if (rc == CGW_OK || rc == CGW_ERPC) {
+        arm_ping(s); /* any answer, even an error, shows the server is alive */
+        return;
+    }
+    if (rc != CGW_ETIMEDOUT || s->client == NULL) {
+        return; /* the session ended for another reason, reported elsewhere */
+    }
+    char why[200];
+    snprintf(why, sizeof(why), "server '%s' did not answer a ping: considered dead",
+             s->cfg->name);
+    cgw__mcp_client_fail_pending(s->client, CGW_ESERVERDIED, why);
+    on_closed(s, CGW_ESERVERDIED, why);
+}
+
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_t *s = arg;
+    if (s->state != CGW_MCP_SERVER_READY || s->client == NULL || s->ping_req != NULL) {
+        return;
+    }
+    uint32_t timeout = s->mgr->opts.ping_interval_ms;
+    if (s->cfg->startup_timeout_ms > 0 && s->cfg->startup_timeout_ms < timeout) {
+        timeout = s->cfg->startup_timeout_ms;
+    }
+    cgw__mcp_req_opts_t o = {timeout, timeout, NULL, NULL};
+    if (cgw__mcp_client_request(s->client, "ping", NULL, &o, ping_reply, s, &s->ping_req) !=
+        CGW_OK) {
+        s->ping_req = NULL;
+    }
+}
+
 static void on_ready(void *user, int rc, const char *detail)
 {
     server_t *s = user;
@@ -294,6 +350,7 @@ static void on_ready(void *user, int rc, const char *detail)
     s->attempts = 0;
     s->ready_since_ms = cgw__now_ms();
     set_state(s, CGW_MCP_SERVER_READY);
+    arm_ping(s);
     if (changed || !s->initial_done) {
         tools_changed(m);
     }
@@ -553,6 +610,7 @@ void cgw_mcp_manager_options_init(cgw_mcp_manager_options_t *opts)
     opts->restart = true;
     opts->restart_initial_ms = RESTART_INITIAL_MS;
     opts->restart_max_ms = RESTART_MAX_MS;
+    opts->ping_interval_ms = PING_INTERVAL_MS;
 }
 
 static char **copy_strv(const char *const *v, size_t n)
@@ -663,7 +721,8 @@ int cgw_mcp_manager_new(cgw_ctx_t *ctx, const cgw_mcp_manager_options_t *opts,
         s->backoff_ms = m->opts.restart_initial_ms;
         s->tools = json_array();
         s->restart_timer = evtimer_new(cgw_ctx_base(ctx), restart_cb, s);
-        ok = s->tools != NULL && s->restart_timer != NULL;
+        s->ping_timer = evtimer_new(cgw_ctx_base(ctx), ping_cb, s);
+        ok = s->tools != NULL && s->restart_timer != NULL && s->ping_timer != NULL;
     }
     if (!ok) {
         cgw_mcp_manager_free(m);
@@ -705,6 +764,9 @@ void cgw_mcp_manager_free(cgw_mcp_manager_t *m)
         }
         if (s->restart_timer != NULL) {
             event_free(s->restart_timer);
+        }
+        if (s->ping_timer != NULL) {
+            event_free(s->ping_timer);
         }
         json_decref(s->tools);
         cgw_buf_free(&s->stderr_tail);

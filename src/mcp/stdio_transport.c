@@ -48,6 +48,7 @@ extern char **environ;
 #define GRACE_DEFAULT_MS 2000
 #define EOF_WAIT_MS 200
 #define RBUF_SIZE 65536
+#define OUTQ_MAX ((size_t)64 * 1024 * 1024) /* queued for a server that does not read */
 
 enum stage { RUNNING, STDIN_CLOSED, TERM_SENT, KILL_SENT };
 enum pending_op { OP_NONE, OP_CLOSE, OP_FREE };
@@ -618,6 +619,10 @@ static int vt_send(cgw__mcp_transport_t *base, const char *data, size_t len)
         if (len == 0) {
             return CGW_OK;
         }
+    }
+    if (evbuffer_get_length(bufferevent_get_output(t->in)) + len > OUTQ_MAX) {
+        CGW_WARN(t->ctx, "mcp", "server '%s' is not reading its stdin: message refused", t->name);
+        return CGW_E2BIG;
     }
     return bufferevent_write(t->in, data, len) == 0 ? CGW_OK : CGW_ENOMEM;
 }

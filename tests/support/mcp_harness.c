@@ -56,10 +56,20 @@ void mcp_h_options(mcp_h_t *h, cgw_mcp_manager_options_t *opts)
 int mcp_h_start(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
                 int timeout_ms)
 {
+    return mcp_h_start_cfg(h, config_json, opts, NULL, timeout_ms);
+}
+
+int mcp_h_start_cfg(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
+                    const cgw_mcp_config_options_t *cfg_opts, int timeout_ms)
+{
     memset(h, 0, sizeof(*h));
     h->ctx = cgw_test_ctx_new();
     cgw_mcp_config_options_t co;
-    cgw_mcp_config_options_init(&co);
+    if (cfg_opts != NULL) {
+        co = *cfg_opts;
+    } else {
+        cgw_mcp_config_options_init(&co);
+    }
     co.scopes = 0;
     cgw_error_t err;
     if (cgw_mcp_config_new(&co, &h->cfg) != CGW_OK ||

@@ -39,6 +39,10 @@ void mcp_h_options(mcp_h_t *h, cgw_mcp_manager_options_t *opts);
 int mcp_h_start(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
                 int timeout_ms);
 
+/* The same with config options (allow-list, timeouts, ...; scopes are forced to inline). */
+int mcp_h_start_cfg(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
+                    const cgw_mcp_config_options_t *cfg_opts, int timeout_ms);
+
 /* Starts a call and returns; *out is filled when it completes (out->done). */
 int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
                      const cgw_mcp_call_options_t *opts, mcp_h_call_t *out,
