@@ -27,7 +27,7 @@ struct cgw_mcp_config {
     char *project_dir;      /* resolved */
     char *mcp_json_path;    /* resolved */
     char *explicit_path;
-    char **allowed;         /* NULL = all */
+    char **allowed; /* NULL = all */
     size_t n_allowed;
     cgw_mcp_timeout_override_t *overrides; /* server names owned */
     size_t n_overrides;
@@ -106,7 +106,8 @@ static int validate_options(const cgw_mcp_config_options_t *o)
         }
     }
     for (size_t i = 0; i < o->n_timeout_overrides; i++) {
-        if (o->timeout_overrides[i].server == NULL || o->timeout_overrides[i].tool_timeout_ms == 0) {
+        if (o->timeout_overrides[i].server == NULL ||
+            o->timeout_overrides[i].tool_timeout_ms == 0) {
             return CGW_EINVAL;
         }
     }
@@ -309,8 +310,8 @@ static int merge_servers(cgw_mcp_config_t *c, const json_t *servers, cgw_mcp_sco
         if (!allowed(c, name)) {
             continue;
         }
-        cgw__mcp_parse_ctx_t pc = {c->getenv_fn, c->getenv_user, scope, source,
-                                   c->startup_timeout_ms, tool_timeout_for(c, name)};
+        cgw__mcp_parse_ctx_t pc = {c->getenv_fn, c->getenv_user,        scope,
+                                   source,       c->startup_timeout_ms, tool_timeout_for(c, name)};
         if ((rc = cgw__mcp_entry_parse(name, value, &pc, &batch[n])) != CGW_OK) {
             break;
         }
@@ -355,8 +356,7 @@ int cgw_mcp_config_add_json(cgw_mcp_config_t *c, cgw_mcp_scope_t scope, const ch
     json_t *doc = NULL;
     int rc = cgw_json_parse(text, len, &doc, err);
     if (rc == CGW_OK) {
-        rc = merge_document(c, doc, scope, origin != NULL ? origin : "inline", "the document",
-                            err);
+        rc = merge_document(c, doc, scope, origin != NULL ? origin : "inline", "the document", err);
         json_decref(doc);
     }
     return rc;

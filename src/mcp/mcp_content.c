@@ -103,8 +103,7 @@ static json_t *from_audio(const json_t *item)
     if (data == NULL || !base64_ok(data, &bytes)) {
         return text_block("[audio %s omitted: its data is not valid base64]", mime);
     }
-    return text_block("[audio %s, %zu bytes, not shown: the model cannot take audio]", mime,
-                      bytes);
+    return text_block("[audio %s, %zu bytes, not shown: the model cannot take audio]", mime, bytes);
 }
 
 static json_t *from_resource(const json_t *item)

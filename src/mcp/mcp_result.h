@@ -60,7 +60,10 @@ typedef struct cgw_mcp_outcome {
     json_t *content; /* extra Anthropic content blocks (array), or NULL */
 } cgw_mcp_outcome_t;
 
-#define CGW_MCP_OUTCOME_INIT {NULL, NULL, NULL}
+#define CGW_MCP_OUTCOME_INIT                                                                       \
+    {                                                                                              \
+        NULL, NULL, NULL                                                                           \
+    }
 
 /* Maps the "result" member of a tools/call response (borrowed). `tool` names the tool for
  * the fallback message. A result that is not an object is mapped as a tool_error

@@ -7,7 +7,9 @@
 #include "testutil.h"
 
 /* A 1x1 PNG, as server-everything's get-tiny-image sends (shortened). */
-#define PNG_B64 "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+#define PNG_B64                                                                                    \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+"                                \
+    "M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 static json_t *parse(const char *s)
 {
@@ -77,9 +79,10 @@ static void test_success_text(void **state)
     check_result("{\"content\":[{\"type\":\"text\",\"text\":\"Echo: hello\"}]}",
                  "{\"text\":\"Echo: hello\"}", NULL, NULL);
     /* items are joined with \n, whitespace-only items are left out, the whole is stripped */
-    check_result("{\"content\":[{\"type\":\"text\",\"text\":\"  first\"},"
-                 "{\"type\":\"text\",\"text\":\" \\n\\t \"},{\"type\":\"text\",\"text\":\"second \\n\"}]}",
-                 "{\"text\":\"first\\nsecond\"}", NULL, NULL);
+    check_result(
+        "{\"content\":[{\"type\":\"text\",\"text\":\"  first\"},"
+        "{\"type\":\"text\",\"text\":\" \\n\\t \"},{\"type\":\"text\",\"text\":\"second \\n\"}]}",
+        "{\"text\":\"first\\nsecond\"}", NULL, NULL);
     /* JSON split over two items is joined before parsing */
     check_result("{\"content\":[{\"type\":\"text\",\"text\":\"{\\\"a\\\":\"},"
                  "{\"type\":\"text\",\"text\":\"1}\"}]}",
@@ -222,10 +225,12 @@ static void test_failures(void **state)
     check_failure(CGW_ESERVERDIED, "server exited with status 1",
                   "{\"code\":\"tool_error\",\"sub_code\":\"connection_error\",\"message\":"
                   "\"server exited with status 1\"}");
-    check_failure(CGW_EPIPE, "write failed", "{\"code\":\"tool_error\",\"sub_code\":"
-                                             "\"connection_error\",\"message\":\"write failed\"}");
-    check_failure(CGW_ECLOSED, NULL, "{\"code\":\"tool_error\",\"sub_code\":\"connection_error\","
-                                     "\"message\":\"closed\"}");
+    check_failure(CGW_EPIPE, "write failed",
+                  "{\"code\":\"tool_error\",\"sub_code\":"
+                  "\"connection_error\",\"message\":\"write failed\"}");
+    check_failure(CGW_ECLOSED, NULL,
+                  "{\"code\":\"tool_error\",\"sub_code\":\"connection_error\","
+                  "\"message\":\"closed\"}");
     check_failure(CGW_ELINETOOLONG, "response line longer than 16777216 bytes",
                   "{\"code\":\"tool_error\",\"sub_code\":\"unknown\",\"message\":\"response line "
                   "longer than 16777216 bytes\"}");
@@ -239,9 +244,8 @@ static void test_failures(void **state)
     assert_int_equal(cgw__mcp_outcome_error("unknown_tool", NULL, "Unknown tool: t", &o), CGW_OK);
     expect_json(o.error, "{\"code\":\"unknown_tool\",\"message\":\"Unknown tool: t\"}");
     /* a second mapping into the same outcome releases the first */
-    assert_int_equal(cgw__mcp_outcome_error("mcp_tool_error", NULL, "MCP server unavailable: s",
-                                            &o),
-                     CGW_OK);
+    assert_int_equal(
+        cgw__mcp_outcome_error("mcp_tool_error", NULL, "MCP server unavailable: s", &o), CGW_OK);
     expect_json(o.error, "{\"code\":\"mcp_tool_error\",\"message\":\"MCP server unavailable: s\"}");
     cgw__mcp_outcome_clear(&o);
 }
@@ -304,7 +308,8 @@ static void test_content_audio_and_links(void **state)
                 "[" TEXT_BLOCK("[resource link] One: demo://resource/1 (text/plain) - first") "]");
     check_block("{\"type\":\"resource_link\",\"uri\":\"file:///a\"}",
                 "[" TEXT_BLOCK("[resource link] file:///a: file:///a") "]");
-    check_block("{\"type\":\"video\"}", "[" TEXT_BLOCK("[unsupported MCP content type 'video']") "]");
+    check_block("{\"type\":\"video\"}",
+                "[" TEXT_BLOCK("[unsupported MCP content type 'video']") "]");
     check_block("{}", "[" TEXT_BLOCK("[unsupported MCP content item without a type]") "]");
     check_block("7", "[" TEXT_BLOCK("[unsupported MCP content item without a type]") "]");
 }
@@ -356,9 +361,8 @@ static void test_content_audience(void **state)
                  "{\"type\":\"audio\",\"data\":\"AA==\",\"mimeType\":\"audio/mpeg\","
                  "\"annotations\":{\"priority\":1}}]}",
                  "{}", NULL,
-                 "[" TEXT_BLOCK("[resource link] n: u://1") ","
-                 TEXT_BLOCK("[audio audio/mpeg, 1 bytes, not shown: the model cannot take audio]")
-                 "]");
+                 "[" TEXT_BLOCK("[resource link] n: u://1") "," TEXT_BLOCK(
+                     "[audio audio/mpeg, 1 bytes, not shown: the model cannot take audio]") "]");
 }
 
 int main(void)
