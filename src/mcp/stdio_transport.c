@@ -60,22 +60,22 @@ typedef struct stdio_transport {
     pid_t pid;
     int pidfd;
     struct bufferevent *in, *err;
-    struct event *out_ev;      /* stdout is read by hand: see read_stdout */
+    struct event *out_ev; /* stdout is read by hand: see read_stdout */
     char *rbuf;
     int fd_in, fd_out, fd_err; /* closed by us: bufferevent_free defers closing to the loop */
     struct event *pid_ev;
     struct event *timer;
     cgw__ndjson_t nd;
-    cgw_buf_t err_ring;  /* the last err_cap bytes of stderr */
-    cgw_buf_t err_line;  /* an incomplete stderr line, for logging */
+    cgw_buf_t err_ring; /* the last err_cap bytes of stderr */
+    cgw_buf_t err_line; /* an incomplete stderr line, for logging */
     size_t err_cap;
     int grace_ms;
     enum stage stage;
     int exited, status;
     int stdout_eof;
     int closed_reported;
-    int detached;        /* owner let go (close): no callbacks, free self when reaped */
-    int depth;           /* > 0 while one of our callbacks is running */
+    int detached; /* owner let go (close): no callbacks, free self when reaped */
+    int depth;    /* > 0 while one of our callbacks is running */
     enum pending_op pending;
     struct stdio_transport *next_detached;
 } stdio_t;
@@ -749,8 +749,7 @@ static int wire(stdio_t *t, int fds[3][2])
     t->rbuf = cgw__malloc(RBUF_SIZE);
     t->err = wrap(t, &fds[2][0], &t->fd_err, err_read_cb, err_event_cb);
     t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-    if (t->in == NULL || t->out_ev == NULL || t->rbuf == NULL || t->err == NULL ||
-        t->pidfd < 0) {
+    if (t->in == NULL || t->out_ev == NULL || t->rbuf == NULL || t->err == NULL || t->pidfd < 0) {
         return CGW_EIO;
     }
     t->pid_ev = event_new(cgw_ctx_base(t->ctx), t->pidfd, EV_READ, pid_cb, t);

@@ -24,7 +24,8 @@ static char *config(const char *extra)
     char *mute_s = json_dumps(mute, JSON_COMPACT);
     snprintf(buf, sizeof(buf),
              "{\"mcpServers\":{\"good\":{\"command\":\"node\",\"args\":[\"%s\"]},"
-             "\"mute\":%s%s}}", js, mute_s, extra);
+             "\"mute\":%s%s}}",
+             js, mute_s, extra);
     free(mute_s);
     json_decref(mute);
     return buf;
@@ -84,16 +85,18 @@ static void test_allowlist_and_builtins(void **state)
     o.naming.builtin_names = builtins;
     o.naming.n_builtin_names = 1;
     char extra[800];
-    snprintf(extra, sizeof(extra), ",\"never\":{\"command\":\"node\",\"args\":[\"%s\","
-             "\"never-answer\"]}", js);
+    snprintf(extra, sizeof(extra),
+             ",\"never\":{\"command\":\"node\",\"args\":[\"%s\","
+             "\"never-answer\"]}",
+             js);
     assert_true(mcp_h_start_cfg(&h, config(extra), &o, &co, 10000));
     assert_int_equal(cgw_mcp_manager_server_count(h.mgr), 2); /* mute is not allowed */
     const cgw_mcp_toolmap_t *map = cgw_mcp_manager_toolmap(h.mgr);
-    assert_null(cgw_mcp_toolmap_find(map, "add"));   /* a builtin wins */
-    assert_null(cgw_mcp_toolmap_find(map, "bare"));  /* mute not started */
+    assert_null(cgw_mcp_toolmap_find(map, "add"));  /* a builtin wins */
+    assert_null(cgw_mcp_toolmap_find(map, "bare")); /* mute not started */
     const cgw_mcp_tool_ref_t *echo = cgw_mcp_toolmap_find(map, "echo");
     assert_non_null(echo);
-    assert_string_equal(echo->server, "good");       /* the first server wins */
+    assert_string_equal(echo->server, "good"); /* the first server wins */
     /* "never" lists the same tools: all shadowed by "good" in plain naming, yet it runs. */
     cgw_mcp_server_status_t st;
     cgw_mcp_manager_server_status(h.mgr, 1, &st);
@@ -114,8 +117,10 @@ static void test_per_server_timeout_applies(void **state)
     mcp_h_options(&h, &o);
     o.naming.naming = CGW_MCP_NAMING_PREFIXED;
     char cfg[1200];
-    snprintf(cfg, sizeof(cfg), "{\"mcpServers\":{\"never\":{\"command\":\"node\",\"args\":[\"%s\","
-             "\"never-answer\"]}}}", js);
+    snprintf(cfg, sizeof(cfg),
+             "{\"mcpServers\":{\"never\":{\"command\":\"node\",\"args\":[\"%s\","
+             "\"never-answer\"]}}}",
+             js);
     assert_true(mcp_h_start_cfg(&h, cfg, &o, &co, 10000));
     mcp_h_call_t c;
     assert_true(mcp_h_call(&h, "mcp__never__echo", "{\"message\":\"x\"}", NULL, &c, 5000));
@@ -138,7 +143,8 @@ static void test_definitions_defaults(void **state)
     json_t *d;
     size_t i;
     int found = 0;
-    json_array_foreach(defs, i, d) {
+    json_array_foreach(defs, i, d)
+    {
         if (strcmp(json_string_value(json_object_get(d, "name")), "bare") == 0) {
             found = 1;
             assert_string_equal(json_string_value(json_object_get(d, "description")), "");

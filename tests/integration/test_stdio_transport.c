@@ -88,7 +88,8 @@ static void test_round_trip_garbage_and_cap(void **state)
     send_str(t, "not json at all\n");
     assert_true(wait_for(ctx, &r.bad_json, 1, 3000));
     char big[300];
-    snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"text\":\"%0200d\"}}\n", 0);
+    snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"text\":\"%0200d\"}}\n",
+             0);
     send_str(t, big);
     send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
     assert_true(wait_for(ctx, &r.messages, 2, 3000));
@@ -110,11 +111,11 @@ static void test_env_cwd_and_exit(void **state)
     cgw_ctx_t *ctx = cgw_test_ctx_new();
     rec_t r = {0};
     const char *env[] = {"CGW_T_A=from-config", "HOME=/overridden", NULL};
-    cgw__mcp_transport_t *t = spawn(
-        ctx, &r,
-        "printf '{\"a\":\"%s\",\"home\":\"%s\",\"cwd\":\"%s\",\"path\":%d}\\n' \"$CGW_T_A\" "
-        "\"$HOME\" \"$PWD\" ${#PATH}; exit 7",
-        env, "/tmp", 0, 0);
+    cgw__mcp_transport_t *t =
+        spawn(ctx, &r,
+              "printf '{\"a\":\"%s\",\"home\":\"%s\",\"cwd\":\"%s\",\"path\":%d}\\n' \"$CGW_T_A\" "
+              "\"$HOME\" \"$PWD\" ${#PATH}; exit 7",
+              env, "/tmp", 0, 0);
     assert_true(wait_for(ctx, &r.closed, 1, 3000));
     assert_int_equal(r.messages, 1); /* the last line is read before the exit is reported */
     assert_string_equal(json_string_value(json_object_get(r.last, "a")), "from-config");
@@ -137,8 +138,8 @@ static void test_instant_exit_keeps_stderr(void **state)
     for (int i = 0; i < 20; i++) {
         cgw_ctx_t *ctx = cgw_test_ctx_new();
         rec_t r = {0};
-        cgw__mcp_transport_t *t = spawn(ctx, &r, "echo 'fatal: no key' >&2; exit 3", NULL, NULL,
-                                        0, 0);
+        cgw__mcp_transport_t *t =
+            spawn(ctx, &r, "echo 'fatal: no key' >&2; exit 3", NULL, NULL, 0, 0);
         send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n");
         assert_true(wait_for(ctx, &r.closed, 1, 3000));
         assert_non_null(strstr(r.detail, "exited with status 3"));

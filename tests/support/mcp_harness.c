@@ -119,8 +119,7 @@ static void on_progress(const cgw_mcp_progress_t *p, void *user)
 }
 
 int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
-                     const cgw_mcp_call_options_t *opts, mcp_h_call_t *out,
-                     cgw_mcp_call_t **handle)
+                     const cgw_mcp_call_options_t *opts, mcp_h_call_t *out, cgw_mcp_call_t **handle)
 {
     memset(out, 0, sizeof(*out));
     json_t *input = input_json != NULL ? json_loads(input_json, 0, NULL) : NULL;

@@ -12,8 +12,8 @@ typedef struct mcp_h {
     cgw_mcp_manager_t *mgr;
     int started;
     size_t n_ready, n_failed;
-    int tools_changed;      /* on_tools_changed count */
-    int restarting_seen;    /* a server went RESTARTING */
+    int tools_changed;             /* on_tools_changed count */
+    int restarting_seen;           /* a server went RESTARTING */
     size_t tools_while_restarting; /* advertised tools at that moment */
 } mcp_h_t;
 
