@@ -230,6 +230,17 @@ static void test_never_answers(void **state)
     assert_int_equal(file_count("never.in", "\"method\":\"notifications/cancelled\""), 1);
     assert_int_equal(file_count("never.in", "\"reason\":\"timed out\""), 1);
     assert_int_equal(status_of(S_NEVER).state, CGW_MCP_SERVER_READY);
+    /* Cancelling by hand sends one too, with the caller's reason. */
+    cgw_mcp_call_t *h = NULL;
+    assert_int_equal(mcp_h_call_async(&H, "mcp__never__echo", "{\"message\":\"x\"}", NULL, &c, &h),
+                     CGW_OK);
+    mcp_h_spin(&H, 50);
+    cgw_mcp_call_cancel(h);
+    assert_int_equal(c.status, CGW_ECANCELED);
+    mcp_h_call_clear(&c);
+    mcp_h_spin(&H, 100);
+    assert_int_equal(file_count("never.in", "\"method\":\"notifications/cancelled\""), 2);
+    assert_int_equal(file_count("never.in", "\"reason\":\"cancelled by the caller\""), 1);
 }
 
 static void test_answers_twice(void **state)

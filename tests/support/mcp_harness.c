@@ -111,7 +111,7 @@ static void on_done(const cgw_mcp_call_result_t *r, void *user)
     c->done = 1;
 }
 
-static void on_progress(const cgw_mcp_progress_t *p, void *user)
+void mcp_h_count_progress(const cgw_mcp_progress_t *p, void *user)
 {
     mcp_h_call_t *c = user;
     c->progress_count++;
@@ -127,8 +127,7 @@ int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
     if (opts != NULL) {
         o = *opts;
     }
-    if (o.progress != NULL) {
-        o.progress = on_progress;
+    if (o.progress == mcp_h_count_progress) {
         o.progress_user = out;
     }
     int rc = cgw_mcp_manager_call(h->mgr, tool, input, &o, on_done, out, handle);

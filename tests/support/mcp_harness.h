@@ -43,6 +43,10 @@ int mcp_h_start(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *
 int mcp_h_start_cfg(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
                     const cgw_mcp_config_options_t *cfg_opts, int timeout_ms);
 
+/* Put this in cgw_mcp_call_options_t.progress to have the harness count progress
+ * notifications into mcp_h_call_t (the harness substitutes its own callback). */
+void mcp_h_count_progress(const cgw_mcp_progress_t *p, void *user);
+
 /* Starts a call and returns; *out is filled when it completes (out->done). */
 int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
                      const cgw_mcp_call_options_t *opts, mcp_h_call_t *out,
