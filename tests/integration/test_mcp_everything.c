@@ -25,6 +25,21 @@ static void sampling_handler(const char *server, const char *method, const json_
     json_decref(res);
 }
 
+static int elicitation_requests;
+
+static void elicitation_handler(const char *server, const char *method, const json_t *params,
+                                cgw_mcp_reply_t *reply, void *user)
+{
+    (void)server;
+    (void)user;
+    assert_string_equal(method, "elicitation/create");
+    assert_true(json_is_object(json_object_get(params, "requestedSchema")));
+    elicitation_requests++;
+    json_t *res = json_pack("{s:s}", "action", "decline");
+    assert_int_equal(cgw_mcp_reply_result(reply, res), CGW_OK);
+    json_decref(res);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -36,6 +51,7 @@ static int group_setup(void **state)
     cgw_mcp_manager_options_t o;
     mcp_h_options(&H, &o);
     o.sampling = sampling_handler;
+    o.elicitation = elicitation_handler;
     if (!mcp_h_start(&H, cfg, &o, 20000) || H.n_ready != 1) {
         return -1;
     }
@@ -173,7 +189,7 @@ static void test_list_changed_sampling_roots(void **state)
     assert_true(wait_tool("trigger-sampling-request", 5000));
     assert_true(wait_tool("get-roots-list", 5000));
     assert_true(H.tools_changed >= 1);
-    assert_false(has_tool("trigger-elicitation-request")); /* elicitation not declared */
+    assert_true(wait_tool("trigger-elicitation-request", 5000));
 
     mcp_h_call_t c;
     assert_true(mcp_h_call(&H, "trigger-sampling-request", "{\"prompt\":\"hi\",\"maxTokens\":10}",
@@ -182,6 +198,14 @@ static void test_list_changed_sampling_roots(void **state)
     assert_int_equal(sampling_requests, 1);
     char *dump = json_dumps(c.raw, JSON_COMPACT);
     assert_non_null(strstr(dump, "canned sampling answer"));
+    free(dump);
+    mcp_h_call_clear(&c);
+
+    assert_true(mcp_h_call(&H, "trigger-elicitation-request", NULL, NULL, &c, 5000));
+    assert_int_equal(c.status, CGW_OK);
+    assert_int_equal(elicitation_requests, 1);
+    dump = json_dumps(c.raw, JSON_COMPACT);
+    assert_non_null(strstr(dump, "decline"));
     free(dump);
     mcp_h_call_clear(&c);
 

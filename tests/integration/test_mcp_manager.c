@@ -70,6 +70,36 @@ static void test_ping_timeout_restarts(void **state)
     assert_int_equal(mcp_h_teardown(&h, NULL), 0);
 }
 
+static void test_progress_extends_timeout(void **state)
+{
+    (void)state;
+    mcp_h_t h;
+    assert_true(mcp_h_start(&h, config(""), NULL, 10000));
+    /* 600 ms of work with a 200 ms timeout: progress every 50 ms keeps it alive... */
+    mcp_h_call_t c;
+    cgw_mcp_call_options_t o = {0};
+    o.timeout_ms = 200;
+    o.progress = mcp_h_count_progress;
+    assert_true(mcp_h_call(&h, "sleep", "{\"ms\":600}", &o, &c, 5000));
+    assert_int_equal(c.status, CGW_OK);
+    assert_string_equal(mcp_h_text(&c), "slept 600");
+    assert_true(c.progress_count >= 8);
+    mcp_h_call_clear(&c);
+    /* ...up to ten times the timeout in total, */
+    o.timeout_ms = 120;
+    assert_true(mcp_h_call(&h, "sleep", "{\"ms\":3000}", &o, &c, 5000));
+    assert_int_equal(c.status, CGW_ETIMEDOUT);
+    assert_true(c.duration_us >= 1150000 && c.duration_us < 2500000);
+    mcp_h_call_clear(&c);
+    /* ...and without progress the timeout is the timeout. */
+    o.timeout_ms = 200;
+    o.progress = NULL;
+    assert_true(mcp_h_call(&h, "sleep", "{\"ms\":600}", &o, &c, 5000));
+    assert_int_equal(c.status, CGW_ETIMEDOUT);
+    mcp_h_call_clear(&c);
+    assert_int_equal(mcp_h_teardown(&h, NULL), 0);
+}
+
 static void test_allowlist_and_builtins(void **state)
 {
     (void)state;
@@ -218,6 +248,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ping_timeout_restarts),
+        cmocka_unit_test(test_progress_extends_timeout),
         cmocka_unit_test(test_allowlist_and_builtins),
         cmocka_unit_test(test_per_server_timeout_applies),
         cmocka_unit_test(test_definitions_defaults),
