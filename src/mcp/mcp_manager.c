@@ -537,6 +537,17 @@ static int send_call(cgw_mcp_call_t *c, const json_t *input, const cgw_mcp_call_
     return rc;
 }
 
+/* The server a toolmap entry points to; the map is built from m->servers, so it exists. */
+static server_t *find_server(cgw_mcp_manager_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->servers[i].cfg->name, name) == 0) {
+            return &m->servers[i];
+        }
+    }
+    return NULL;
+}
+
 int cgw_mcp_manager_call(cgw_mcp_manager_t *m, const char *tool, const json_t *input,
                          const cgw_mcp_call_options_t *opts, cgw_mcp_call_done_cb done, void *user,
                          cgw_mcp_call_t **handle)
@@ -560,13 +571,10 @@ int cgw_mcp_manager_call(cgw_mcp_manager_t *m, const char *tool, const json_t *i
         snprintf(msg, sizeof(msg), "Unknown tool: %s", tool);
         rc = defer_failure(c, CGW_EUNKNOWNTOOL, "unknown_tool", NULL, msg);
     } else {
-        c->srv = &m->servers[0];
-        while (strcmp(c->srv->cfg->name, ref->server) != 0) {
-            c->srv++;
-        }
+        c->srv = find_server(m, ref->server);
         c->server_tool = cgw__strdup(ref->tool);
-        if (c->server_tool == NULL) {
-            rc = CGW_ENOMEM;
+        if (c->server_tool == NULL || c->srv == NULL) {
+            rc = c->server_tool == NULL ? CGW_ENOMEM : CGW_EINTERNAL;
         } else if (c->srv->state != CGW_MCP_SERVER_READY || c->srv->client == NULL) {
             snprintf(msg, sizeof(msg), "MCP server unavailable: %s (%s)", ref->server,
                      cgw_mcp_server_state_name(c->srv->state));
