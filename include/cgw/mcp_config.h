@@ -145,6 +145,11 @@ typedef struct cgw_mcp_config_options {
     /** Defaults CGW_MCP_STARTUP_TIMEOUT_MS_DEFAULT and CGW_MCP_TOOL_TIMEOUT_MS_DEFAULT. */
     uint32_t startup_timeout_ms;
     uint32_t tool_timeout_ms;
+    /** Claude Code parity: also read MCP_TIMEOUT (start-up) and MCP_TOOL_TIMEOUT (tool
+     *  calls), in milliseconds, through getenv_fn. When set they replace startup_timeout_ms
+     *  and tool_timeout_ms; timeout_overrides still win. A value that is not a positive
+     *  integer fails with CGW_ECONFIG. Default false. */
+    bool claude_env_timeouts;
     /** Variable lookup; NULL = getenv(3) (the process environment). */
     cgw_mcp_getenv_fn getenv_fn;
     void *getenv_user;
@@ -160,7 +165,8 @@ CGW_EXTERN void cgw_mcp_config_options_init(cgw_mcp_config_options_t *opts);
  *  config if cgw_mcp_config_add_json is called later. On success *out owns a new config
  *  (free with cgw_mcp_config_free). Returns CGW_OK, CGW_EJSON (a file is not valid JSON;
  *  err has line/column and the path in the message), CGW_ECONFIG (a file's top level,
- *  "mcpServers" or "projects" entry is not an object), CGW_ENOENT (explicit file missing),
+ *  "mcpServers" or "projects" entry is not an object; a bad MCP_TIMEOUT / MCP_TOOL_TIMEOUT
+ *  with claude_env_timeouts), CGW_ENOENT (explicit file missing),
  *  another -errno when a file exists but cannot be read (e.g. CGW_EACCES) or the working
  *  directory cannot be determined, CGW_EINVAL (bad options, or a path that is a directory
  *  or a file over 64 MiB) or CGW_ENOMEM. On failure *out is untouched. `err` may be NULL. */
@@ -168,8 +174,9 @@ CGW_EXTERN int cgw_mcp_config_load(const cgw_mcp_config_options_t *opts, cgw_mcp
                                    cgw_error_t *err);
 
 /** An empty config with these options (for cgw_mcp_config_add_json). Same copying rules as
- *  cgw_mcp_config_load; no file is read. Returns CGW_OK, CGW_EINVAL, CGW_ENOMEM, or -errno
- *  when project_dir is NULL and the working directory cannot be determined. */
+ *  cgw_mcp_config_load; no file is read. Returns CGW_OK, CGW_EINVAL, CGW_ENOMEM, CGW_ECONFIG
+ *  (claude_env_timeouts and a bad MCP_TIMEOUT / MCP_TOOL_TIMEOUT), or -errno when
+ *  project_dir is NULL and the working directory cannot be determined. */
 CGW_EXTERN int cgw_mcp_config_new(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **out);
 
 /** Merges a JSON document of the form {"mcpServers": {...}} (borrowed, `len` bytes) with

@@ -38,6 +38,9 @@
  *                                "text","media_type":"text/plain","data":text},"title":uri}
  *   resource {resource: {uri, mimeType?, blob}} -> image block for the four image types,
  *                                document with a base64 "application/pdf" source for PDFs,
+ *                                for text types (text/..., application/json|xml|javascript|
+ *                                yaml|x-yaml|toml, *+json, *+xml) the decoded text as a
+ *                                text document when it is valid UTF-8 without NUL,
  *                                else a text block saying it was omitted.
  *   resource_link {uri, name, description?, mimeType?} -> a text block
  *                                "[resource link] <name>: <uri> (<mime>) - <description>".

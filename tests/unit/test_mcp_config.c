@@ -23,6 +23,8 @@ static const char *const fake_env[][2] = {
     {"EMPTY", ""},
     {"BIN", "/usr/bin/node"},
     {"NL", "a\nb"},
+    {"MCP_TIMEOUT", "45000"},
+    {"MCP_TOOL_TIMEOUT", "90000"},
 };
 
 static const char *fake_getenv(const char *name, void *user)
@@ -727,6 +729,49 @@ static void test_allow_list_and_timeouts(void **state)
     cgw_mcp_config_free(c);
 }
 
+static const char *bad_timeout_env(const char *name, void *user)
+{
+    (void)user;
+    return strcmp(name, "MCP_TOOL_TIMEOUT") == 0 ? (const char *)"30s" : NULL;
+}
+
+/* Claude Code's MCP_TIMEOUT / MCP_TOOL_TIMEOUT, only when asked for. */
+static void test_claude_env_timeouts(void **state)
+{
+    fx_t *f = *state;
+    write_file(f->claude, "{\"mcpServers\": {\"a\": {\"command\": \"a\"}, \"b\": {\"command\": "
+                          "\"b\"}}}");
+    cgw_mcp_timeout_override_t over[] = {{"b", 1234}};
+    cgw_mcp_config_options_t o = opts_for(f);
+    o.timeout_overrides = over;
+    o.n_timeout_overrides = 1;
+    cgw_mcp_config_t *c = load_ok(&o);
+    assert_int_equal(must_find(c, "a")->startup_timeout_ms, 15000); /* off by default */
+    assert_int_equal(must_find(c, "a")->tool_timeout_ms, 30000);
+    cgw_mcp_config_free(c);
+    o.claude_env_timeouts = true;
+    c = load_ok(&o);
+    assert_int_equal(must_find(c, "a")->startup_timeout_ms, 45000);
+    assert_int_equal(must_find(c, "a")->tool_timeout_ms, 90000);
+    assert_int_equal(must_find(c, "b")->tool_timeout_ms, 1234); /* overrides still win */
+    cgw_mcp_config_free(c);
+    o.getenv_fn = bad_timeout_env;
+    expect_load_error(&o, CGW_ECONFIG, 0, "MCP_TOOL_TIMEOUT");
+}
+
+/* A UTF-8 byte order mark in front of the JSON (Windows editors) is skipped. */
+static void test_bom(void **state)
+{
+    fx_t *f = *state;
+    write_file(f->mcpjson, "\xEF\xBB\xBF{\"mcpServers\": {\"w\": {\"command\": \"x\"}}}");
+    cgw_mcp_config_options_t o = opts_for(f);
+    cgw_mcp_config_t *c = load_ok(&o);
+    assert_int_equal(cgw_mcp_config_count(c), 1);
+    cgw_mcp_config_free(c);
+    write_file(f->mcpjson, "\xEF\xBB");
+    expect_load_error(&o, CGW_EJSON, 0, ".mcp.json");
+}
+
 static void test_add_json_errors(void **state)
 {
     fx_t *f = *state;
@@ -775,6 +820,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remote_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allow_list_and_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_json_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claude_env_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bom, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

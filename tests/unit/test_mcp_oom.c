@@ -227,6 +227,8 @@ static void test_result_oom(void **state)
         "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"text\":\"t\"}},"
         "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"mimeType\":\"application/pdf\","
         "\"blob\":\"QUJD\"}},"
+        "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"mimeType\":\"text/plain\","
+        "\"blob\":\"QUJD\"}},"
         "{\"type\":\"resource_link\",\"uri\":\"u\",\"name\":\"n\"}],"
         "\"rpc\":{\"code\":-32000,\"message\":\"Connection closed\",\"data\":[1]}}",
         "{\"content\":[{\"type\":\"text\",\"text\":\"not json\"}]}",

@@ -341,6 +341,52 @@ static void test_content_resources(void **state)
                 "[" TEXT_BLOCK("[resource demo://resource/static/2 (application/octet-stream, "
                                "4 bytes) omitted: binary content of this type cannot be shown "
                                "to the model]") "]");
+    /* server-everything's get-resource-reference Blob: a text/plain blob becomes text */
+    check_block(
+        "{\"type\":\"resource\",\"resource\":{\"uri\":\"demo://resource/dynamic/blob/2\","
+        "\"mimeType\":\"text/plain\",\"blob\":\"UmVzb3VyY2UgMjogVGhpcyBpcyBhIGJhc2U2NCBibG9i\"}}",
+        "[{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+        "\"text/plain\",\"data\":\"Resource 2: This is a base64 blob\"},\"title\":"
+        "\"demo://resource/dynamic/blob/2\"}]");
+    struct {
+        const char *mime, *blob, *want;
+    } blobs[] = {
+        {"application/json", "eyJhIjoxfQ==", "{\\\"a\\\":1}"},
+        {"application/vnd.api+json", "W10=", "[]"},
+        {"application/atom+xml", "PGEvPg==", "<a/>"},
+        {"text/markdown", "8J+YgCDDqQ==", "\xf0\x9f\x98\x80 \xc3\xa9"},
+    };
+    for (size_t i = 0; i < sizeof(blobs) / sizeof(blobs[0]); i++) {
+        char item[512], want[512];
+        snprintf(item, sizeof(item),
+                 "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"mimeType\":\"%s\","
+                 "\"blob\":\"%s\"}}",
+                 blobs[i].mime, blobs[i].blob);
+        snprintf(want, sizeof(want),
+                 "[{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+                 "\"text/plain\",\"data\":\"%s\"},\"title\":\"u\"}]",
+                 blobs[i].want);
+        check_block(item, want);
+    }
+    /* text types whose bytes are not UTF-8 text: 0xff, NUL, overlong '/', a surrogate */
+    const char *not_text[] = {"/w==", "AA==", "wK8=", "7aCA", "4oI="};
+    for (size_t i = 0; i < sizeof(not_text) / sizeof(not_text[0]); i++) {
+        char item[256];
+        snprintf(item, sizeof(item),
+                 "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"mimeType\":"
+                 "\"text/plain\",\"blob\":\"%s\"}}",
+                 not_text[i]);
+        json_t *r = parse(item);
+        json_t *content = json_pack("[O]", r);
+        json_t *blocks = NULL;
+        assert_int_equal(cgw__mcp_content_blocks(content, &blocks), CGW_OK);
+        const char *t = json_string_value(json_object_get(json_array_get(blocks, 0), "text"));
+        assert_non_null(t);
+        assert_non_null(strstr(t, "omitted: it is not valid UTF-8 text]"));
+        json_decref(blocks);
+        json_decref(content);
+        json_decref(r);
+    }
     check_block("{\"type\":\"resource\",\"resource\":{\"uri\":\"x://b\",\"blob\":\"@@\"}}",
                 "[" TEXT_BLOCK("[resource x://b omitted: its blob is not valid base64]") "]");
     check_block("{\"type\":\"resource\",\"resource\":{\"uri\":\"x://n\"}}",
