@@ -26,6 +26,11 @@
  *
  * Threading: everything is loop-affine (the ctx loop) and not thread-safe. Every callback
  * runs on the loop, and never from inside the API call that caused it unless said so.
+ *
+ * Process-wide effect: the first server spawned sets SIGPIPE to "ignore" if it was at its
+ * default (a write to a server that just died must not kill the process); a handler the
+ * application installed is left alone. No SIGCHLD handler is used: exits are seen through
+ * pidfds, and only the manager's own children are ever waited for.
  */
 #ifndef CGW_MCP_H
 #define CGW_MCP_H
