@@ -16,5 +16,6 @@
 #include "cgw/anthropic.h"
 #include "cgw/mock_api.h"
 #include "cgw/store.h"
+#include "cgw/mcp.h"
 
 #endif
