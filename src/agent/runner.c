@@ -220,6 +220,18 @@ void cgw_runner_free(cgw_runner_t *r)
     cgw_free(r);
 }
 
+int cgw_runner_set_log(cgw_runner_t *r, cgw_eventlog_t *log)
+{
+    if (r == NULL || log == NULL) {
+        return CGW_EINVAL;
+    }
+    if (r->running) {
+        return CGW_EBUSY;
+    }
+    r->log = log;
+    return CGW_OK;
+}
+
 bool cgw_runner_running(const cgw_runner_t *r)
 {
     return r != NULL && r->running;
