@@ -11,14 +11,19 @@
  *   stream_retry{attempt,error,discard_from_seq}  (events with seq >= discard_from_seq belong
  *                                                  to the failed attempt)
  *   usage{input_tokens,output_tokens,cache_creation_input_tokens,cache_read_input_tokens,
- *         model}                                   (once per model call)
+ *         estimated_cost_usd,model}                (once per successful model call)
  *   stream_complete{stop_reason,turns,usage{input_tokens,output_tokens,
  *         cache_creation_input_tokens,cache_read_input_tokens,estimated_cost_usd}}
  *   error{error,code}                              (code: "cancelled", "api_error",
  *                                                  "timeout", "retries_exhausted", ...)
  *
+ * tool_use is logged when a call starts running (calls beyond max_parallel_tools wait, and are
+ * logged when they start); tool_result when it ends, so tool_results come in completion order
+ * while the results sent to the model keep the model's order.
  * A sub-agent's events carry "agent_id" and "parent_tool_call_id" and go into the parent's log;
- * its stream_complete / error are not terminal there.
+ * its stream_complete / error are not terminal there. A consumer applying discard_from_seq
+ * drops the deltas of the same agent_id only (other agents' events interleave).
+ * The stub answer ends with stream_complete{stop_reason:"end_turn",turns:0,usage:{}}.
  *
  * Behaviour of the original kept: the tool_result content rules (content = the JSON text of the
  * result, or of {"error":{...}}; is_error on errors and on soft errors: an object result with
@@ -165,7 +170,7 @@ typedef struct cgw_run_result {
     const char *stop_reason; /**< "end_turn", "max_turns", "max_tokens", ...; NULL on failure */
     const char *error;       /**< the error event's message on failure, else NULL */
     int turns;               /**< model calls made */
-    cgw_usage_t usage;       /**< totals */
+    cgw_usage_t usage;       /**< totals, sub-agents included */
     bool stub;               /**< the no-credential stub answered */
 } cgw_run_result_t;
 
