@@ -69,12 +69,12 @@ typedef struct cgw_usage {
 
 /** Prices of one model family in USD per million tokens. */
 typedef struct cgw_model_price {
-    const char *match;      /**< substring of the model id, e.g. "sonnet-4"; the longest wins */
-    double input;           /**< uncached input */
+    const char *match; /**< substring of the model id, e.g. "sonnet-4"; the longest wins */
+    double input;      /**< uncached input */
     double output;
-    double cache_write_5m;  /**< usually 1.25 x input */
-    double cache_write_1h;  /**< usually 2 x input */
-    double cache_read;      /**< usually 0.1 x input */
+    double cache_write_5m; /**< usually 1.25 x input */
+    double cache_write_1h; /**< usually 2 x input */
+    double cache_read;     /**< usually 0.1 x input */
 } cgw_model_price_t;
 
 typedef struct cgw_price_table {
@@ -194,7 +194,7 @@ typedef struct cgw_runner_options {
     uint32_t tool_timeout_ms;  /**< per tool call once approved; 0 = none; default 120000 */
     const char *const *excluded_tools; /**< names the model may not use (copied) */
     size_t n_excluded_tools;
-    const cgw_price_table_t *prices; /**< borrowed; NULL = cgw_price_table_default() */
+    const cgw_price_table_t *prices;         /**< borrowed; NULL = cgw_price_table_default() */
     const cgw_sub_agent_config_t *sub_agent; /**< copied; NULL: no run_agent tool */
     cgw_runner_hooks_t hooks;
     uint32_t stub_delay_ms; /**< default 50 */
@@ -204,8 +204,8 @@ typedef struct cgw_runner_options {
 CGW_EXTERN void cgw_runner_options_init(cgw_runner_options_t *opts);
 
 /** Creates a runner. CGW_OK, CGW_EINVAL (no log, bad numbers), CGW_ENOMEM. */
-CGW_EXTERN int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts,
-                              cgw_runner_t **out, cgw_error_t *err);
+CGW_EXTERN int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts, cgw_runner_t **out,
+                              cgw_error_t *err);
 
 /** Frees it (NULL is fine). A run in progress is cancelled first (as cgw_runner_cancel, but
  *  the done callback does not run). */
@@ -220,8 +220,8 @@ CGW_EXTERN void cgw_runner_free(cgw_runner_t *runner);
  *  or run again from inside it.
  *  Returns CGW_OK; CGW_EBUSY (a run is in progress); CGW_EINVAL (empty conversation);
  *  CGW_ECLOSED (the log is closed); CGW_ENOMEM. */
-CGW_EXTERN int cgw_runner_run(cgw_runner_t *runner, cgw_conversation_t *conv,
-                              cgw_run_done_cb done, void *user);
+CGW_EXTERN int cgw_runner_run(cgw_runner_t *runner, cgw_conversation_t *conv, cgw_run_done_cb done,
+                              void *user);
 
 /** Cancels the run in progress: the stream is aborted, MCP calls in flight get
  *  notifications/cancelled, each tool in flight gets a tool_result with error

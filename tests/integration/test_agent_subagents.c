@@ -86,7 +86,8 @@ static json_int_t seq_of(const json_t *ev, const char *agent, const char *type, 
     json_array_foreach(ev, i, e)
     {
         const char *a = str(e, "agent_id");
-        if (a != NULL && strcmp(a, agent) == 0 && (type == NULL || strcmp(str(e, "type"), type) == 0)) {
+        if (a != NULL && strcmp(a, agent) == 0 &&
+            (type == NULL || strcmp(str(e, "type"), type) == 0)) {
             found = json_integer_value(json_object_get(e, "_seq"));
             if (!last) {
                 return found;
@@ -96,16 +97,16 @@ static json_int_t seq_of(const json_t *ev, const char *agent, const char *type, 
     return found;
 }
 
-#define PARALLEL_SCRIPT                                                                          \
-    "[{\"match\":\"PARENT-Q\",\"content\":["                                                     \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_ra\",\"name\":\"run_agent\",\"input\":{\"task\":"    \
-    "\"SUBTASK-A: greet A-person\"}},"                                                          \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_rb\",\"name\":\"run_agent\",\"input\":{\"task\":"    \
-    "\"SUBTASK-B: say hi\"}}]},"                                                                 \
-    "{\"match\":\"SUBTASK-A\",\"delay_ms\":80,\"content\":[{\"type\":\"tool_use\","             \
-    "\"name\":\"greet\",\"input\":{\"name\":\"A-person\"},\"chunks\":3}]},"                     \
-    "{\"match\":\"Hello, A-person\",\"text\":\"FINAL-A done\"},"                                 \
-    "{\"match\":\"SUBTASK-B\",\"delay_ms\":30,\"text\":\"FINAL-B done\",\"chunks\":3},"         \
+#define PARALLEL_SCRIPT                                                                            \
+    "[{\"match\":\"PARENT-Q\",\"content\":["                                                       \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_ra\",\"name\":\"run_agent\",\"input\":{\"task\":"       \
+    "\"SUBTASK-A: greet A-person\"}},"                                                             \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_rb\",\"name\":\"run_agent\",\"input\":{\"task\":"       \
+    "\"SUBTASK-B: say hi\"}}]},"                                                                   \
+    "{\"match\":\"SUBTASK-A\",\"delay_ms\":80,\"content\":[{\"type\":\"tool_use\","                \
+    "\"name\":\"greet\",\"input\":{\"name\":\"A-person\"},\"chunks\":3}]},"                        \
+    "{\"match\":\"Hello, A-person\",\"text\":\"FINAL-A done\"},"                                   \
+    "{\"match\":\"SUBTASK-B\",\"delay_ms\":30,\"text\":\"FINAL-B done\",\"chunks\":3},"            \
     "{\"match\":\"FINAL-A\",\"text\":\"All delegated work is done\"}]"
 
 static void test_parallel_subagents(void **state)
@@ -157,9 +158,8 @@ static void test_parallel_subagents(void **state)
     assert_int_equal(json_array_size(json_object_get(ra, "tools_used")), 1);
     assert_string_equal(json_string_value(json_array_get(json_object_get(ra, "tools_used"), 0)),
                         "greet");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(ra, "usage"),
-                                                        "input_tokens")),
-                     20);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(ra, "usage"), "input_tokens")), 20);
     assert_null(json_object_get(ra, "warning"));
     const json_t *rb = json_object_get(find_result(ev, "toolu_rb"), "result");
     assert_string_equal(str(rb, "response"), "FINAL-B done");

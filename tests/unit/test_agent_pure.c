@@ -40,8 +40,7 @@ static void test_cost_cache_tokens(void **state)
     /* 1-hour writes at 2x input, the rest at 1.25x. */
     u.cache_creation_1h_tokens = 1000;
     assert_float_equal(cgw_usage_cost(NULL, "claude-sonnet-4-6", &u),
-                       (1000 * 3 + 500 * 15 + 1000 * 3.75 + 1000 * 6.0 + 10000 * 0.3) / 1e6,
-                       1e-12);
+                       (1000 * 3 + 500 * 15 + 1000 * 3.75 + 1000 * 6.0 + 10000 * 0.3) / 1e6, 1e-12);
     /* A 1h count above the total is clamped. */
     u.cache_creation_1h_tokens = 99999;
     assert_float_equal(cgw_usage_cost(NULL, "claude-sonnet-4-6", &u),
@@ -51,10 +50,13 @@ static void test_cost_cache_tokens(void **state)
 static void test_cost_custom_table(void **state)
 {
     (void)state;
-    static const cgw_model_price_t entries[] = {{"m1", 1, 2, 3, 4, 5}, {"m1-big", 10, 20, 30, 40, 50}};
+    static const cgw_model_price_t entries[] = {{"m1", 1, 2, 3, 4, 5},
+                                                {"m1-big", 10, 20, 30, 40, 50}};
     static const cgw_model_price_t fallback = {"", 100, 100, 100, 100, 100};
     cgw_price_table_t t = {entries, 2, &fallback};
-    cgw_usage_t u = {.input_tokens = 1, .output_tokens = 1, .cache_creation_input_tokens = 1,
+    cgw_usage_t u = {.input_tokens = 1,
+                     .output_tokens = 1,
+                     .cache_creation_input_tokens = 1,
                      .cache_read_input_tokens = 1};
     assert_float_equal(cgw_usage_cost(&t, "m1", &u), (1 + 2 + 3 + 5) / 1e6, 1e-15);
     assert_float_equal(cgw_usage_cost(&t, "m1-big-2", &u), (10 + 20 + 30 + 50) / 1e6, 1e-15);
@@ -82,8 +84,8 @@ static void test_result_block_success(void **state)
     assert_string_equal(json_string_value(json_object_get(b, "type")), "tool_result");
     assert_string_equal(json_string_value(json_object_get(b, "tool_use_id")), "toolu_1");
     /* Python json.dumps: ", " / ": ", keys in order, \u escapes in lower case, surrogates. */
-    assert_string_equal(content(b),
-                        "{\"a\": 1, \"b\": \"caf\\u00e9 \\ud83d\\ude00\", \"c\": [1, 2], \"d\": {}}");
+    assert_string_equal(
+        content(b), "{\"a\": 1, \"b\": \"caf\\u00e9 \\ud83d\\ude00\", \"c\": [1, 2], \"d\": {}}");
     assert_null(json_object_get(b, "is_error"));
     json_decref(b);
     json_decref(r);
