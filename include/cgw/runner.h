@@ -164,7 +164,9 @@ typedef struct cgw_runner cgw_runner_t;
 /** How a run ended. Borrowed for the callback. */
 typedef struct cgw_run_result {
     /** CGW_OK (stream_complete appended), CGW_ECANCELED (cancelled; error "cancelled"
-     *  appended), or the failure (error event appended): CGW_EAPI, CGW_EHTTP, CGW_ERETRIES,
+     *  appended), CGW_ECLOSED (the log was closed by its owner during the run: the run stops
+     *  at the next stream event or turn), or the failure (error event appended): CGW_EAPI,
+     *  CGW_EHTTP, CGW_ERETRIES,
      *  CGW_ETIMEDOUT, CGW_ESTALL, CGW_EIO, CGW_ENOMEM... */
     int code;
     const char *stop_reason; /**< "end_turn", "max_turns", "max_tokens", ...; NULL on failure */

@@ -487,10 +487,23 @@ static void emit_delta(cgw_runner_t *r, const char *type, cgw_str_t text)
     cgw__runner_emit(r, json_pack("{s:s, s:s%}", "type", type, "text", text.ptr, text.len));
 }
 
+/* A log closed by its owner (the session went away) ends the run: nobody can see it. */
+static bool log_gone(cgw_runner_t *r)
+{
+    if (!cgw_eventlog_closed(r->log)) {
+        return false;
+    }
+    cgw__runner_abort(r, CGW_ECLOSED, "closed", "The event log was closed");
+    return true;
+}
+
 static void on_llm_event(const cgw_llm_event_t *ev, void *user)
 {
     cgw_runner_t *r = user;
     cgw_buf_t *f;
+    if (log_gone(r)) {
+        return;
+    }
     switch (ev->kind) {
     case CGW_LLM_TEXT_DELTA:
         emit_delta(r, "text_delta", ev->text);
@@ -685,6 +698,9 @@ void cgw__runner_next_turn(cgw_runner_t *r)
         return;
     }
     cgw__tools_clear(r);
+    if (log_gone(r)) {
+        return;
+    }
     if (r->max_turns > 0 && r->turns >= r->max_turns) {
         cgw__runner_emit(r, json_pack("{s:s, s:s}", "type", "text_delta", "text", MAX_TURNS_NOTE));
         cgw_buf_append_str(&r->text, MAX_TURNS_NOTE);
