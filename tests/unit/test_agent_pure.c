@@ -354,6 +354,61 @@ static void test_tool_timeout(void **state)
     cgw_ctx_free(ctx);
 }
 
+static void progressing(const cgw_tool_call_t *call, cgw_tool_completion_t *done, void *user)
+{
+    (void)user;
+    assert_int_equal(cgw_tool_completion_call(done)->call_index, call->call_index);
+    assert_int_equal(cgw_tool_progress(done, 1, 4, true, "a quarter"), CGW_OK);
+    assert_int_equal(cgw_tool_progress(done, 2, 0, false, NULL), CGW_OK);
+    json_t *r = json_pack("{s:b}", "done", 1);
+    assert_int_equal(cgw_tool_complete(done, r), CGW_OK);
+    json_decref(r);
+}
+
+static void test_local_progress_events(void **state)
+{
+    (void)state;
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    cgw_eventlog_t *log = NULL;
+    assert_int_equal(cgw_eventlog_new(ctx, NULL, &log), CGW_OK);
+    cgw_dispatcher_t *d = NULL;
+    assert_int_equal(cgw_dispatcher_new(ctx, NULL, &d), CGW_OK);
+    assert_int_equal(cgw_dispatcher_add_handler(d, "p", progressing, NULL), CGW_OK);
+    outcome_t o = {0};
+    cgw_tool_call_t call = {.tool_call_id = "toolu_p",
+                            .tool_name = "p",
+                            .call_index = 3,
+                            .log = log,
+                            .agent_id = "sub0:s",
+                            .parent_tool_call_id = "toolu_parent"};
+    assert_int_equal(cgw_dispatcher_dispatch(d, &call, on_outcome, &o, NULL), CGW_OK);
+    assert_true(cgw_test_run_until(ctx, &o.done, 2000));
+    assert_true(json_is_true(json_object_get(o.result, "done")));
+    json_decref(o.result);
+    assert_int_equal(cgw_eventlog_last_seq(log), 2);
+    cgw_eventlog_entry_t e;
+    json_t *ev = NULL;
+    assert_int_equal(cgw_eventlog_get(log, 1, &e), CGW_OK);
+    assert_int_equal(cgw_eventlog_entry_event(&e, &ev), CGW_OK);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "tool_progress");
+    assert_string_equal(json_string_value(json_object_get(ev, "tool_call_id")), "toolu_p");
+    assert_float_equal(json_number_value(json_object_get(ev, "progress")), 1, 0);
+    assert_float_equal(json_number_value(json_object_get(ev, "total")), 4, 0);
+    assert_string_equal(json_string_value(json_object_get(ev, "message")), "a quarter");
+    assert_string_equal(json_string_value(json_object_get(ev, "agent_id")), "sub0:s");
+    assert_string_equal(json_string_value(json_object_get(ev, "parent_tool_call_id")),
+                        "toolu_parent");
+    json_decref(ev);
+    assert_int_equal(cgw_eventlog_get(log, 2, &e), CGW_OK);
+    assert_int_equal(cgw_eventlog_entry_event(&e, &ev), CGW_OK);
+    assert_true(json_is_null(json_object_get(ev, "total")));
+    assert_true(json_is_null(json_object_get(ev, "message")));
+    json_decref(ev);
+    cgw_dispatcher_free(d);
+    cgw_eventlog_free(log);
+    cgw_ctx_free(ctx);
+}
+
 static void test_runner_options(void **state)
 {
     (void)state;
@@ -409,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_dispatcher_local_and_errors),
         cmocka_unit_test(test_dispatcher_free_cancels),
         cmocka_unit_test(test_tool_timeout),
+        cmocka_unit_test(test_local_progress_events),
         cmocka_unit_test(test_runner_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
