@@ -686,6 +686,66 @@ static void test_max_tokens_cuts_tool_use(void **state)
     agent_h_free(&h);
 }
 
+static void test_mcp_image_content(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_img\",\"name\":"
+                      "\"get-tiny-image\",\"input\":{}}]},{\"text\":\"I see it\"}]");
+    agent_h_t h;
+    agent_h_init(&h, everything_config(), 1);
+    agent_h_dispatcher(&h, NULL);
+    agent_h_runner(&h, NULL);
+    assert_true(agent_h_run(&h, "show me", 30000));
+    assert_int_equal(h.code, CGW_OK);
+    json_t *reqs = agent_mock_requests();
+    const json_t *user = json_object_get(
+        json_array_get(json_object_get(agent_mock_body(reqs, 1), "messages"), 2), "content");
+    const json_t *tr = json_array_get(user, 0);
+    assert_string_equal(json_string_value(json_object_get(tr, "tool_use_id")), "toolu_img");
+    /* The JSON text first, then the image the server returned, as an Anthropic block. */
+    const json_t *parts = json_object_get(tr, "content");
+    assert_true(json_is_array(parts));
+    assert_true(json_array_size(parts) >= 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(parts, 0), "type")),
+                        "text");
+    int images = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(parts, i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "type")), "image") == 0) {
+            images++;
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(p, "source"), "type")), "base64");
+        }
+    }
+    assert_int_equal(images, 1);
+    json_decref(reqs);
+    agent_h_free(&h);
+}
+
+static void test_pause_turn_continues(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"stop_reason\":\"pause_turn\",\"text\":\"Working on it... \"},"
+                      "{\"text\":\"finished\"}]");
+    agent_h_t h;
+    agent_h_init(&h, NULL, 1);
+    agent_h_runner(&h, NULL);
+    assert_true(agent_h_run(&h, "long job", 10000));
+    assert_int_equal(h.code, CGW_OK);
+    assert_int_equal(h.turns, 2);
+    json_t *reqs = agent_mock_requests();
+    assert_int_equal(agent_mock_message_count(reqs), 2);
+    /* The paused turn was sent back as is, for the API to continue it. */
+    const json_t *msgs = json_object_get(agent_mock_body(reqs, 1), "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "role")),
+                        "assistant");
+    json_decref(reqs);
+    agent_h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +760,8 @@ int main(void)
         cmocka_unit_test(test_no_credential_stub),
         cmocka_unit_test(test_cost_estimate),
         cmocka_unit_test(test_max_tokens_cuts_tool_use),
+        cmocka_unit_test(test_mcp_image_content),
+        cmocka_unit_test(test_pause_turn_continues),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
