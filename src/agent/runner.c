@@ -264,9 +264,13 @@ static void finish_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     cgw_runner_t *r = arg;
+    /* Copies: the callback may run the runner again, which resets these strings. */
+    char stop[64], error[1024];
+    snprintf(stop, sizeof(stop), "%s", r->stop_reason ? r->stop_reason : "");
+    snprintf(error, sizeof(error), "%s", r->error ? r->error : cgw_strerror(r->code));
     cgw_run_result_t res = {r->code,
-                            r->code == CGW_OK ? r->stop_reason : NULL,
-                            r->code == CGW_OK ? NULL : r->error,
+                            r->code == CGW_OK ? stop : NULL,
+                            r->code == CGW_OK ? NULL : error,
                             r->turns,
                             r->usage,
                             r->stub};
