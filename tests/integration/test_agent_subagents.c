@@ -46,6 +46,8 @@ static void setup(agent_h_t *h, int max_turns, uint32_t timeout_ms)
     agent_h_dispatcher(h, NULL);
     assert_int_equal(cgw_dispatcher_add_sync(h->disp, "greet", greet, NULL), CGW_OK);
     assert_int_equal(cgw_dispatcher_add_sync(h->disp, "secret", greet, NULL), CGW_OK);
+    /* A local tool named like the built-in: never advertised twice, never called. */
+    assert_int_equal(cgw_dispatcher_add_sync(h->disp, "run_agent", greet, NULL), CGW_OK);
     cgw_sub_agent_config_t sc;
     cgw_sub_agent_config_init(&sc);
     const char *excl[] = {"secret"};
