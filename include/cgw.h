@@ -17,5 +17,7 @@
 #include "cgw/mock_api.h"
 #include "cgw/store.h"
 #include "cgw/mcp.h"
+#include "cgw/dispatcher.h"
+#include "cgw/runner.h"
 
 #endif
