@@ -11,5 +11,7 @@
 #include "cgw/error.h"
 #include "cgw/ctx.h"
 #include "cgw/eventlog.h"
+#include "cgw/anthropic.h"
+#include "cgw/mock_api.h"
 
 #endif
