@@ -13,5 +13,8 @@
 #include "cgw/eventlog.h"
 #include "cgw/anthropic.h"
 #include "cgw/mock_api.h"
+#include "cgw/mcp_config.h"
+#include "cgw/mcp_tools.h"
+#include "cgw/mcp.h"
 
 #endif
