@@ -97,6 +97,11 @@ static int add_frame(struct planner *pl, const char *event, const json_t *data, 
     f->len = b.len;
     f->bytes = cgw_buf_steal(&b, NULL);
     f->delay_ms = delay_ms;
+    f->stamp_at = -1;
+    if (strcmp(event, "content_block_delta") == 0) {
+        const char *m = memmem(f->bytes, f->len, CGW_MOCK_STAMP, strlen(CGW_MOCK_STAMP));
+        f->stamp_at = m != NULL ? (long)(m - f->bytes) : -1;
+    }
     return CGW_OK;
 }
 
@@ -212,6 +217,7 @@ static int plan_replay(struct planner *pl, const cgw__mock_turn_t *t)
         f->len = ends[i] - start;
         f->bytes = cgw__memdup(c->body + start, f->len);
         f->delay_ms = i > 0 ? t->delay_ms : 0;
+        f->stamp_at = -1;
         if (f->bytes == NULL) {
             cgw_free(ends);
             return CGW_ENOMEM;
