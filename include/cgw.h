@@ -16,5 +16,7 @@
 #include "cgw/mcp_config.h"
 #include "cgw/mcp_tools.h"
 #include "cgw/mcp.h"
+#include "cgw/dispatcher.h"
+#include "cgw/runner.h"
 
 #endif

@@ -60,7 +60,8 @@ extern "C" {
     XX(ETRUNCATED, -1017, "input ended early")                                                     \
     XX(ESTORE, -1018, "store error")                                                               \
     XX(EINTERNAL, -1019, "internal error")                                                         \
-    XX(EUSAGE, -1020, "invalid usage")
+    XX(EUSAGE, -1020, "invalid usage")                                                             \
+    XX(EEXPIRED, -1800, "expired")
 
 enum cgw_err {
     CGW_OK = 0,

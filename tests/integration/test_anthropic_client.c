@@ -1018,6 +1018,17 @@ static void test_auth_modes(void **state)
     json_decref(reqs);
 }
 
+/* Runs last: every log line of the whole file (at TRACE) was captured; none holds a secret. */
+static void test_credentials_never_logged(void **state)
+{
+    (void)state;
+    assert_non_null(g_logs.data);
+    assert_non_null(strstr(g_logs.data, "POST http://127.0.0.1")); /* the log did capture */
+    assert_non_null(strstr(g_logs.data, "retrying in"));
+    assert_null(strstr(g_logs.data, KEY));
+    assert_null(strstr(g_logs.data, TOKEN));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1045,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_malformed_stream_not_retried),
         cmocka_unit_test(test_wrong_content_type_and_secret_in_error),
         cmocka_unit_test(test_start_errors),
+        cmocka_unit_test(test_credentials_never_logged),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
