@@ -184,6 +184,10 @@ typedef struct cgw_anthropic_request {
      *  effective model and max_tokens. */
     const char *model;
     int max_tokens;
+    /** A streamed tool input that does not parse at content_block_stop (max_tokens cut it)
+     *  becomes {} in the final message instead of failing the call; the consumer sees the
+     *  fragments (CGW_LLM_INPUT_DELTA) and decides. Default false. */
+    bool lenient_tool_input;
 } cgw_anthropic_request_t;
 
 /** Builds the request body: {"model","max_tokens","stream":true,"system"?,"thinking"?,

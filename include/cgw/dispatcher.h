@@ -97,6 +97,12 @@ typedef struct cgw_tool_call {
     const char *agent_id;
     const char *parent_tool_call_id;
     const char *session_id; /**< the run's session id ("" if none) */
+    /** Time limit of the call, counted once it is routed (after any approval wait); 0 = none.
+     *  On expiry the call is cancelled (MCP: notifications/cancelled; local: its cancel
+     *  callback) and ends with {"code":"tool_timeout","sub_code":"timeout","message":"Tool
+     *  '<name>' timed out after <N>s. The tool call was cancelled. You may retry or skip this
+     *  tool."}. */
+    uint32_t timeout_ms;
 } cgw_tool_call_t;
 
 /** How a dispatch ended. Everything is borrowed for the duration of the callback. Exactly one of

@@ -49,6 +49,7 @@ struct cgw_anthropic_call {
     int depth;
     bool freed;
     bool done;
+    bool lenient_input;
     uint64_t rng;
     /* per attempt */
     long status;
@@ -542,6 +543,7 @@ static int make_parsers(cgw_anthropic_call_t *c)
     cgw_msg_accum_options_init(&ao);
     ao.on_event = accum_cb;
     ao.user = c;
+    ao.lenient_tool_input = c->lenient_input;
     int rc = cgw_msg_accum_new(&ao, &c->acc);
     if (rc != CGW_OK) {
         return rc;
@@ -579,6 +581,7 @@ int cgw_anthropic_call_start(cgw_anthropic_t *client, const cgw_anthropic_reques
     c->cbs = *cbs;
     c->user = user;
     c->errbody.limit = ERROR_BODY_MAX + 1;
+    c->lenient_input = req->lenient_tool_input;
     c->rng = (cgw__now_ms() ^ (uint64_t)(uintptr_t)c) | 1u;
     int rc = cgw_anthropic_build_body(client, req, &c->body, &c->body_len, err);
     if (rc == CGW_OK) {

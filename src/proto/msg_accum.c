@@ -400,6 +400,10 @@ static int finish_input(cgw_msg_accum_t *a, evctx_t *ec, size_t index, bool trun
     } else {
         json_error_t je;
         input = json_loadb(b->buf.data, b->buf.len, JSON_ALLOW_NUL, &je);
+        if (!truncated && a->opts.lenient_tool_input && !json_is_object(input)) {
+            json_decref(input);
+            input = json_object();
+        }
         if (input == NULL) {
             json_object_del(b->obj, "input");
             if (truncated) {

@@ -102,6 +102,10 @@ typedef struct cgw_msg_accum_options {
     void *user;               /**< passed to on_event */
     size_t max_block_bytes;   /**< cap on one block's accumulated text/thinking/input bytes;
                                    CGW_E2BIG past it (default 64 MiB) */
+    bool lenient_tool_input;  /**< a streamed tool input that is not a JSON object at
+                                   content_block_stop becomes {} instead of failing the
+                                   stream (a max_tokens cut); the consumer, who saw the
+                                   fragments as INPUT_DELTA events, decides. Default false */
 } cgw_msg_accum_options_t;
 
 /** Fills the defaults (no callback, limits above). */
