@@ -83,32 +83,32 @@ typedef struct cgw_mcp_header {
  *  cgw_mcp_config_add_json may replace an entry, so do not keep pointers across it).
  *  String arrays are also NULL-terminated, so they can go straight to posix_spawn. */
 typedef struct cgw_mcp_server_config {
-    const char *name;                /**< the key in "mcpServers", never NULL */
+    const char *name; /**< the key in "mcpServers", never NULL */
     cgw_mcp_transport_t transport;
-    const char *type;                /**< "type" as written, NULL when absent */
+    const char *type; /**< "type" as written, NULL when absent */
     /* stdio (NULL / 0 for other transports) */
-    const char *command;             /**< expanded; NULL when missing (then error is set) */
-    const char *const *args;         /**< expanded, n_args entries + NULL, never NULL */
+    const char *command;     /**< expanded; NULL when missing (then error is set) */
+    const char *const *args; /**< expanded, n_args entries + NULL, never NULL */
     size_t n_args;
-    const char *const *argv;         /**< command followed by args + NULL; NULL if no command */
-    const char *const *env;          /**< "KEY=VALUE" (value expanded) to overlay on the
-                                          parent environment, file order, n_env + NULL */
+    const char *const *argv; /**< command followed by args + NULL; NULL if no command */
+    const char *const *env;  /**< "KEY=VALUE" (value expanded) to overlay on the
+                                  parent environment, file order, n_env + NULL */
     size_t n_env;
-    const char *cwd;                 /**< working directory as written, NULL = inherit */
+    const char *cwd; /**< working directory as written, NULL = inherit */
     /* http / sse (parsed and expanded even though not supported yet) */
     const char *url;                 /**< NULL when absent */
     const cgw_mcp_header_t *headers; /**< n_headers entries, never NULL */
     size_t n_headers;
     /* timeouts after options and overrides */
-    uint32_t startup_timeout_ms;     /**< initialize + each tools/list page */
-    uint32_t tool_timeout_ms;        /**< per tools/call: timeout_overrides or the default */
+    uint32_t startup_timeout_ms; /**< initialize + each tools/list page */
+    uint32_t tool_timeout_ms;    /**< per tools/call: timeout_overrides or the default */
     /* provenance */
-    cgw_mcp_scope_t scope;           /**< scope of the entry that won */
-    unsigned shadowed;               /**< scopes whose entry of this name was overridden */
-    const char *source;              /**< file it came from, or the add_json origin */
+    cgw_mcp_scope_t scope; /**< scope of the entry that won */
+    unsigned shadowed;     /**< scopes whose entry of this name was overridden */
+    const char *source;    /**< file it came from, or the add_json origin */
     /* problems */
-    int error_code;                  /**< CGW_OK, CGW_ECONFIG or CGW_ENOTSUP */
-    const char *error;               /**< NULL, or one sentence naming the server and field */
+    int error_code;    /**< CGW_OK, CGW_ECONFIG or CGW_ENOTSUP */
+    const char *error; /**< NULL, or one sentence naming the server and field */
 } cgw_mcp_server_config_t;
 
 /** Environment lookup used for ${VAR} expansion and for $HOME. Returns the value (borrowed,
@@ -145,6 +145,11 @@ typedef struct cgw_mcp_config_options {
     /** Defaults CGW_MCP_STARTUP_TIMEOUT_MS_DEFAULT and CGW_MCP_TOOL_TIMEOUT_MS_DEFAULT. */
     uint32_t startup_timeout_ms;
     uint32_t tool_timeout_ms;
+    /** Claude Code parity: also read MCP_TIMEOUT (start-up) and MCP_TOOL_TIMEOUT (tool
+     *  calls), in milliseconds, through getenv_fn. When set they replace startup_timeout_ms
+     *  and tool_timeout_ms; timeout_overrides still win. A value that is not a positive
+     *  integer fails with CGW_ECONFIG. Default false. */
+    bool claude_env_timeouts;
     /** Variable lookup; NULL = getenv(3) (the process environment). */
     cgw_mcp_getenv_fn getenv_fn;
     void *getenv_user;
@@ -160,20 +165,25 @@ CGW_EXTERN void cgw_mcp_config_options_init(cgw_mcp_config_options_t *opts);
  *  config if cgw_mcp_config_add_json is called later. On success *out owns a new config
  *  (free with cgw_mcp_config_free). Returns CGW_OK, CGW_EJSON (a file is not valid JSON;
  *  err has line/column and the path in the message), CGW_ECONFIG (a file's top level,
- *  "mcpServers" or "projects" entry is not an object), CGW_ENOENT (explicit file missing),
- *  another -errno when a file exists but cannot be read, CGW_EINVAL (bad options) or
- *  CGW_ENOMEM. On failure *out is untouched. `err` may be NULL. */
+ *  "mcpServers" or "projects" entry is not an object; a bad MCP_TIMEOUT / MCP_TOOL_TIMEOUT
+ *  with claude_env_timeouts), CGW_ENOENT (explicit file missing),
+ *  another -errno when a file exists but cannot be read (e.g. CGW_EACCES) or the working
+ *  directory cannot be determined, CGW_EINVAL (bad options, or a path that is a directory
+ *  or a file over 64 MiB) or CGW_ENOMEM. On failure *out is untouched. `err` may be NULL. */
 CGW_EXTERN int cgw_mcp_config_load(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **out,
                                    cgw_error_t *err);
 
-/** An empty config with these options (for cgw_mcp_config_add_json). Same copying rules and
- *  errors (CGW_EINVAL, CGW_ENOMEM) as cgw_mcp_config_load; no file is read. */
+/** An empty config with these options (for cgw_mcp_config_add_json). Same copying rules as
+ *  cgw_mcp_config_load; no file is read. Returns CGW_OK, CGW_EINVAL, CGW_ENOMEM, CGW_ECONFIG
+ *  (claude_env_timeouts and a bad MCP_TIMEOUT / MCP_TOOL_TIMEOUT), or -errno when
+ *  project_dir is NULL and the working directory cannot be determined. */
 CGW_EXTERN int cgw_mcp_config_new(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **out);
 
 /** Merges a JSON document of the form {"mcpServers": {...}} (borrowed, `len` bytes) with
  *  scope `scope` (normally CGW_MCP_SCOPE_INLINE) above everything already in `cfg`, applying
  *  the allow-list, timeouts and expansion. `origin` (may be NULL) is copied into `source`.
- *  Returns CGW_OK, CGW_EJSON, CGW_ECONFIG or CGW_ENOMEM; on error `cfg` is unchanged. */
+ *  Returns CGW_OK, CGW_EJSON, CGW_ECONFIG (the document or its "mcpServers" is not an
+ *  object), CGW_EINVAL (NULL cfg or json) or CGW_ENOMEM; on error `cfg` is unchanged. */
 CGW_EXTERN int cgw_mcp_config_add_json(cgw_mcp_config_t *cfg, cgw_mcp_scope_t scope,
                                        const char *json, size_t len, const char *origin,
                                        cgw_error_t *err);
@@ -185,12 +195,11 @@ CGW_EXTERN void cgw_mcp_config_free(cgw_mcp_config_t *cfg);
 CGW_EXTERN size_t cgw_mcp_config_count(const cgw_mcp_config_t *cfg);
 
 /** The i-th server in list order (borrowed), or NULL when i >= count. */
-CGW_EXTERN const cgw_mcp_server_config_t *cgw_mcp_config_at(const cgw_mcp_config_t *cfg,
-                                                             size_t i);
+CGW_EXTERN const cgw_mcp_server_config_t *cgw_mcp_config_at(const cgw_mcp_config_t *cfg, size_t i);
 
 /** The server called `name` (borrowed), or NULL. */
 CGW_EXTERN const cgw_mcp_server_config_t *cgw_mcp_config_find(const cgw_mcp_config_t *cfg,
-                                                               const char *name);
+                                                              const char *name);
 
 /** "user", "project", "local", "explicit", "inline", or "?" (static storage). */
 CGW_EXTERN const char *cgw_mcp_scope_name(cgw_mcp_scope_t scope);

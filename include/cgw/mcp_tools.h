@@ -6,13 +6,13 @@
  * whenever a server's tool list changes, so the first-wins rule stays the same.
  *
  * Rules, checked in this order for each pair added:
+ *   0. An empty tool or server name is skipped (CGW_MCP_TOOL_SKIPPED_INVALID).
  *   1. Builtin (local) tools win: in plain naming a tool whose name equals a builtin name
  *      is skipped (CGW_MCP_TOOL_SKIPPED_BUILTIN); in prefixed naming the same holds for the
  *      unsanitized "mcp__<server>__<tool>".
  *   2. Plain naming (the original's): a tool name already added by an earlier server is
  *      skipped (CGW_MCP_TOOL_SKIPPED_DUPLICATE): the first server in config order wins. In
  *      prefixed naming only the same (server, tool) pair twice is a duplicate.
- *   3. An empty tool or server name is skipped (CGW_MCP_TOOL_SKIPPED_INVALID).
  *
  * Exposed names always match ^[A-Za-z0-9_-]{1,max_name_len}$ (default 64, the limit some
  * API paths still apply) and are unique within the map:
@@ -71,10 +71,10 @@ typedef struct cgw_mcp_tool_ref {
 } cgw_mcp_tool_ref_t;
 
 typedef struct cgw_mcp_toolmap_options {
-    cgw_mcp_naming_t naming;           /**< default CGW_MCP_NAMING_PLAIN */
-    const char *const *builtin_names;  /**< names that win over MCP tools (copied) */
+    cgw_mcp_naming_t naming;          /**< default CGW_MCP_NAMING_PLAIN */
+    const char *const *builtin_names; /**< names that win over MCP tools (copied) */
     size_t n_builtin_names;
-    size_t max_name_len;               /**< CGW_MCP_TOOL_NAME_MAX_MIN..._LIMIT, default 64 */
+    size_t max_name_len; /**< CGW_MCP_TOOL_NAME_MAX_MIN..._LIMIT, default 64 */
 } cgw_mcp_toolmap_options_t;
 
 typedef struct cgw_mcp_toolmap cgw_mcp_toolmap_t;
@@ -84,8 +84,7 @@ CGW_EXTERN void cgw_mcp_toolmap_options_init(cgw_mcp_toolmap_options_t *opts);
 
 /** A new, empty map (NULL opts = defaults; opts is copied). Returns CGW_OK, CGW_EINVAL
  *  (max_name_len out of range, unknown naming) or CGW_ENOMEM. */
-CGW_EXTERN int cgw_mcp_toolmap_new(const cgw_mcp_toolmap_options_t *opts,
-                                   cgw_mcp_toolmap_t **out);
+CGW_EXTERN int cgw_mcp_toolmap_new(const cgw_mcp_toolmap_options_t *opts, cgw_mcp_toolmap_t **out);
 
 /** Frees the map (NULL is fine). */
 CGW_EXTERN void cgw_mcp_toolmap_free(cgw_mcp_toolmap_t *map);
@@ -109,8 +108,7 @@ CGW_EXTERN const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_find(const cgw_mcp_toolmap_
 
 /** The entry for (server, tool) (borrowed), or NULL when not advertised. O(1). */
 CGW_EXTERN const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_lookup(const cgw_mcp_toolmap_t *map,
-                                                            const char *server,
-                                                            const char *tool);
+                                                            const char *server, const char *tool);
 
 /** True when `name` matches ^[A-Za-z0-9_-]{1,max_len}$. */
 CGW_EXTERN bool cgw_mcp_tool_name_valid(const char *name, size_t max_len);

@@ -27,7 +27,7 @@ struct cgw_mcp_config {
     char *project_dir;      /* resolved */
     char *mcp_json_path;    /* resolved */
     char *explicit_path;
-    char **allowed;         /* NULL = all */
+    char **allowed; /* NULL = all */
     size_t n_allowed;
     cgw_mcp_timeout_override_t *overrides; /* server names owned */
     size_t n_overrides;
@@ -106,7 +106,8 @@ static int validate_options(const cgw_mcp_config_options_t *o)
         }
     }
     for (size_t i = 0; i < o->n_timeout_overrides; i++) {
-        if (o->timeout_overrides[i].server == NULL || o->timeout_overrides[i].tool_timeout_ms == 0) {
+        if (o->timeout_overrides[i].server == NULL ||
+            o->timeout_overrides[i].tool_timeout_ms == 0) {
             return CGW_EINVAL;
         }
     }
@@ -179,6 +180,27 @@ static int resolve_paths(cgw_mcp_config_t *c, const cgw_mcp_config_options_t *o)
     return CGW_OK;
 }
 
+/* Claude Code's MCP_TIMEOUT / MCP_TOOL_TIMEOUT: a positive number of milliseconds. Unset
+ * leaves *ms alone; anything else is CGW_ECONFIG. */
+static int env_timeout(const cgw_mcp_config_t *c, const char *name, uint32_t *ms)
+{
+    const char *v = c->getenv_fn(name, c->getenv_user);
+    if (v == NULL) {
+        return CGW_OK;
+    }
+    uint64_t n = 0;
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || (n = n * 10 + (uint64_t)(*p - '0')) > UINT32_MAX) {
+            return CGW_ECONFIG;
+        }
+    }
+    if (n == 0) {
+        return CGW_ECONFIG;
+    }
+    *ms = (uint32_t)n;
+    return CGW_OK;
+}
+
 int cgw_mcp_config_new(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **out)
 {
     cgw_mcp_config_options_t defaults;
@@ -201,6 +223,10 @@ int cgw_mcp_config_new(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t **
     int rc = copy_lists(c, opts);
     if (rc == CGW_OK) {
         rc = resolve_paths(c, opts);
+    }
+    if (rc == CGW_OK && opts->claude_env_timeouts) {
+        rc = env_timeout(c, "MCP_TIMEOUT", &c->startup_timeout_ms);
+        rc = rc != CGW_OK ? rc : env_timeout(c, "MCP_TOOL_TIMEOUT", &c->tool_timeout_ms);
     }
     if (rc != CGW_OK) {
         cgw_mcp_config_free(c);
@@ -309,8 +335,8 @@ static int merge_servers(cgw_mcp_config_t *c, const json_t *servers, cgw_mcp_sco
         if (!allowed(c, name)) {
             continue;
         }
-        cgw__mcp_parse_ctx_t pc = {c->getenv_fn, c->getenv_user, scope, source,
-                                   c->startup_timeout_ms, tool_timeout_for(c, name)};
+        cgw__mcp_parse_ctx_t pc = {c->getenv_fn, c->getenv_user,        scope,
+                                   source,       c->startup_timeout_ms, tool_timeout_for(c, name)};
         if ((rc = cgw__mcp_entry_parse(name, value, &pc, &batch[n])) != CGW_OK) {
             break;
         }
@@ -355,8 +381,7 @@ int cgw_mcp_config_add_json(cgw_mcp_config_t *c, cgw_mcp_scope_t scope, const ch
     json_t *doc = NULL;
     int rc = cgw_json_parse(text, len, &doc, err);
     if (rc == CGW_OK) {
-        rc = merge_document(c, doc, scope, origin != NULL ? origin : "inline", "the document",
-                            err);
+        rc = merge_document(c, doc, scope, origin != NULL ? origin : "inline", "the document", err);
         json_decref(doc);
     }
     return rc;
@@ -399,7 +424,9 @@ static int read_json_file(const char *path, json_t **out, cgw_error_t *err)
     close(fd);
     cgw_error_t jerr;
     cgw_error_clear(&jerr);
-    int rc = cgw_json_parse(buf, size, out, &jerr);
+    /* A UTF-8 byte order mark (Windows editors) is not JSON; skip it rather than fail. */
+    size_t bom = size >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    int rc = cgw_json_parse(buf + bom, size - bom, out, &jerr);
     cgw_free(buf);
     if (rc != CGW_OK && err != NULL) {
         err->line = jerr.line;
@@ -507,6 +534,11 @@ int cgw_mcp_config_load(const cgw_mcp_config_options_t *opts, cgw_mcp_config_t *
     }
     cgw_mcp_config_t *c = NULL;
     int rc = cgw_mcp_config_new(opts, &c);
+    if (rc == CGW_ECONFIG) {
+        return cgw_error_set(err, rc,
+                             "MCP_TIMEOUT and MCP_TOOL_TIMEOUT must be positive "
+                             "numbers of milliseconds");
+    }
     if (rc != CGW_OK) {
         return cgw_error_set(err, rc, "invalid MCP configuration options: %s", cgw_strerror(rc));
     }

@@ -168,8 +168,8 @@ static int parse_args(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, const
     return CGW_OK;
 }
 
-/* Fills key and value of a string map ("env", "headers"): *n pairs of strings, value
- * expanded; null values are skipped as the original did for env. `check_key` validates. */
+/* Checks a key of a string map ("env", "headers"); null values are skipped before this, as
+ * the original did for env. */
 typedef int (*key_check_fn)(cgw__mcp_entry_t *e, const char *field, const char *key);
 
 static int key_env(cgw__mcp_entry_t *e, const char *field, const char *key)
@@ -213,84 +213,88 @@ static int map_value(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, const 
     return rc;
 }
 
-static int parse_env(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, const json_t *v)
+static int env_alloc(cgw__mcp_entry_t *e, size_t n)
 {
-    const json_t *env = json_object_get(v, "env");
-    if (env == NULL || json_is_null(env)) {
-        return CGW_OK;
-    }
-    if (!json_is_object(env)) {
-        return fail(e, CGW_ECONFIG, "\"env\" must be an object of strings");
-    }
-    char **arr = cgw__calloc(json_object_size(env) + 1, sizeof(*arr));
+    char **arr = cgw__calloc(n + 1, sizeof(*arr));
     if (arr == NULL) {
         return CGW_ENOMEM;
     }
     cgw_free(e->env);
     e->env = arr;
-    const char *key;
-    const json_t *val;
-    json_object_foreach((json_t *)env, key, val)
-    {
-        if (json_is_null(val)) {
-            continue;
-        }
-        char *value = NULL;
-        int rc = key_env(e, "env", key);
-        if (rc == CGW_OK) {
-            rc = map_value(e, pc, "env", key, val, &value);
-        }
-        if (rc != CGW_OK) {
-            return rc;
-        }
-        cgw_buf_t b = CGW_BUF_INIT;
-        rc = cgw_buf_appendf(&b, "%s=%s", key, value);
-        cgw_free(value);
-        if (rc != CGW_OK) {
-            cgw_buf_free(&b);
-            return rc;
-        }
-        arr[e->pub.n_env++] = cgw_buf_steal(&b, NULL);
+    return CGW_OK;
+}
+
+static int env_store(cgw__mcp_entry_t *e, const char *key, char *value)
+{
+    cgw_buf_t b = CGW_BUF_INIT;
+    int rc = cgw_buf_appendf(&b, "%s=%s", key, value);
+    cgw_free(value);
+    if (rc != CGW_OK) {
+        cgw_buf_free(&b);
+        return rc;
+    }
+    e->env[e->pub.n_env++] = cgw_buf_steal(&b, NULL);
+    return CGW_OK;
+}
+
+static int headers_alloc(cgw__mcp_entry_t *e, size_t n)
+{
+    e->headers = cgw__calloc(n + 1, sizeof(*e->headers));
+    return e->headers != NULL ? CGW_OK : CGW_ENOMEM;
+}
+
+static int headers_store(cgw__mcp_entry_t *e, const char *key, char *value)
+{
+    cgw_mcp_header_t *h = &e->headers[e->pub.n_headers++];
+    h->value = value;
+    h->name = cgw__strdup(key);
+    if (h->name == NULL) {
+        return CGW_ENOMEM;
+    }
+    if (strpbrk(value, "\r\n") != NULL) {
+        return fail(e, CGW_ECONFIG, "\"headers.%s\" contains a line break", key);
     }
     return CGW_OK;
 }
 
-static int parse_headers(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, const json_t *v)
+/* A string map field ("env", "headers"): room for its pairs, a key check, and where an
+ * expanded value goes (`store` owns the value from then on). */
+typedef struct map_field {
+    const char *name;
+    key_check_fn check_key;
+    int (*alloc)(cgw__mcp_entry_t *e, size_t n);
+    int (*store)(cgw__mcp_entry_t *e, const char *key, char *value);
+} map_field_t;
+
+static const map_field_t env_field = {"env", key_env, env_alloc, env_store};
+static const map_field_t headers_field = {"headers", key_header, headers_alloc, headers_store};
+
+static int parse_map(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, const json_t *v,
+                     const map_field_t *f)
 {
-    const json_t *hs = json_object_get(v, "headers");
-    if (hs == NULL || json_is_null(hs)) {
+    const json_t *map = json_object_get(v, f->name);
+    if (map == NULL || json_is_null(map)) {
         return CGW_OK;
     }
-    if (!json_is_object(hs)) {
-        return fail(e, CGW_ECONFIG, "\"headers\" must be an object of strings");
+    if (!json_is_object(map)) {
+        return fail(e, CGW_ECONFIG, "\"%s\" must be an object of strings", f->name);
     }
-    e->headers = cgw__calloc(json_object_size(hs) + 1, sizeof(*e->headers));
-    if (e->headers == NULL) {
+    if (f->alloc(e, json_object_size(map)) != CGW_OK) {
         return CGW_ENOMEM;
     }
     const char *key;
     const json_t *val;
-    json_object_foreach((json_t *)hs, key, val)
+    json_object_foreach((json_t *)map, key, val)
     {
         if (json_is_null(val)) {
             continue;
         }
         char *value = NULL;
-        int rc = key_header(e, "headers", key);
-        if (rc == CGW_OK) {
-            rc = map_value(e, pc, "headers", key, val, &value);
-        }
+        int rc = f->check_key(e, f->name, key);
+        rc = rc != CGW_OK ? rc : map_value(e, pc, f->name, key, val, &value);
+        rc = rc != CGW_OK ? rc : f->store(e, key, value);
         if (rc != CGW_OK) {
             return rc;
-        }
-        cgw_mcp_header_t *h = &e->headers[e->pub.n_headers++];
-        h->value = value;
-        h->name = cgw__strdup(key);
-        if (h->name == NULL) {
-            return CGW_ENOMEM;
-        }
-        if (strpbrk(value, "\r\n") != NULL) {
-            return fail(e, CGW_ECONFIG, "\"headers.%s\" contains a line break", key);
         }
     }
     return CGW_OK;
@@ -340,7 +344,7 @@ static int parse_stdio(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, cons
         rc = parse_args(e, pc, v);
     }
     if (rc == CGW_OK) {
-        rc = parse_env(e, pc, v);
+        rc = parse_map(e, pc, v, &env_field);
     }
     char *cwd = NULL;
     if (rc == CGW_OK) {
@@ -360,7 +364,7 @@ static int parse_remote(cgw__mcp_entry_t *e, const cgw__mcp_parse_ctx_t *pc, con
     int rc = string_field(e, pc, v, "url", true, &url);
     e->pub.url = url;
     if (rc == CGW_OK) {
-        rc = parse_headers(e, pc, v);
+        rc = parse_map(e, pc, v, &headers_field);
     }
     if (rc != CGW_OK) {
         return rc;

@@ -20,9 +20,9 @@ typedef struct cgw__mcp_parse_ctx {
     cgw_mcp_getenv_fn getenv_fn; /* never NULL */
     void *getenv_user;
     cgw_mcp_scope_t scope;
-    const char *source;          /* copied into the entry; may be NULL */
+    const char *source; /* copied into the entry; may be NULL */
     uint32_t startup_timeout_ms;
-    uint32_t tool_timeout_ms;    /* already resolved for this server */
+    uint32_t tool_timeout_ms; /* already resolved for this server */
 } cgw__mcp_parse_ctx_t;
 
 /* Parses the value of mcpServers[name]. Problems with the entry are recorded in its

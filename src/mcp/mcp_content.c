@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "mcp/mcp_result.h"
@@ -103,29 +104,105 @@ static json_t *from_audio(const json_t *item)
     if (data == NULL || !base64_ok(data, &bytes)) {
         return text_block("[audio %s omitted: its data is not valid base64]", mime);
     }
-    return text_block("[audio %s, %zu bytes, not shown: the model cannot take audio]", mime,
-                      bytes);
+    return text_block("[audio %s, %zu bytes, not shown: the model cannot take audio]", mime, bytes);
 }
 
-static json_t *from_resource(const json_t *item)
+/* Types whose blob is really text (server-everything sends text/plain blobs). */
+static bool text_mime(const char *mime)
 {
-    const json_t *res = json_object_get(item, "resource");
-    const char *uri = cgw_json_str(res, "uri", "(no uri)");
-    const char *mime = cgw_json_str(res, "mimeType", NULL);
-    const char *text = cgw_json_str(res, "text", NULL);
-    const char *blob = cgw_json_str(res, "blob", NULL);
-    if (!json_is_object(res) || (text == NULL && blob == NULL)) {
-        return text_block("[resource %s omitted: it has neither text nor blob]", uri);
+    static const char *const exact[] = {"application/json",       "application/xml",
+                                        "application/javascript", "application/yaml",
+                                        "application/x-yaml",     "application/toml"};
+    if (mime == NULL) {
+        return false;
     }
-    if (text != NULL) {
-        if (text[0] == '\0') {
-            return text_block("[resource %s: empty]", uri);
+    if (strncmp(mime, "text/", 5) == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+        if (strcmp(mime, exact[i]) == 0) {
+            return true;
         }
-        return json_pack("{s:s, s:{s:s, s:s, s:s}, s:s}", "type", "document", "source", "type",
-                         "text", "media_type", "text/plain", "data", text, "title", uri);
     }
+    size_t n = strlen(mime);
+    return n > 5 && (strcmp(mime + n - 5, "+json") == 0 || strcmp(mime + n - 4, "+xml") == 0);
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    return c == '+' ? 62 : c == '/' ? 63 : 0; /* '=' padding decodes as 0 and is cut */
+}
+
+/* Decodes base64 that base64_ok() accepted into `bytes` bytes (+ NUL). NULL = no memory. */
+static char *b64_decode(const char *s, size_t bytes)
+{
+    char *out = cgw__malloc(bytes + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; s[i] != '\0'; i += 4) {
+        uint32_t v = (uint32_t)b64_value(s[i]) << 18 | (uint32_t)b64_value(s[i + 1]) << 12 |
+                     (uint32_t)b64_value(s[i + 2]) << 6 | (uint32_t)b64_value(s[i + 3]);
+        for (int k = 2; k >= 0 && o < bytes; k--) {
+            out[o++] = (char)(v >> (8 * k) & 0xff);
+        }
+    }
+    out[bytes] = '\0';
+    return out;
+}
+
+/* Well-formed UTF-8 without NUL (what a text document block can carry). */
+static bool utf8_text(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (c == 0 || len == 0 || i + len > n) {
+            return false;
+        }
+        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        /* overlong forms, surrogates and values past U+10FFFF */
+        static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+static json_t *text_document(const char *uri, const char *text, size_t len)
+{
+    if (len == 0) {
+        return text_block("[resource %s: empty]", uri);
+    }
+    return json_pack("{s:s, s:{s:s, s:s, s:s%}, s:s}", "type", "document", "source", "type", "text",
+                     "media_type", "text/plain", "data", text, len, "title", uri);
+}
+
+static json_t *from_blob(const char *uri, const char *mime, const char *blob)
+{
     size_t bytes = 0;
-    if (mime != NULL && strcmp(mime, "application/pdf") == 0 && base64_ok(blob, &bytes)) {
+    if (!base64_ok(blob, &bytes)) {
+        return text_block("[resource %s omitted: its blob is not valid base64]", uri);
+    }
+    if (mime != NULL && strcmp(mime, "application/pdf") == 0) {
         return json_pack("{s:s, s:{s:s, s:s, s:s}, s:s}", "type", "document", "source", "type",
                          "base64", "media_type", mime, "data", blob, "title", uri);
     }
@@ -134,12 +211,37 @@ static json_t *from_resource(const json_t *item)
         snprintf(what, sizeof(what), "resource %s", uri);
         return from_image(what, mime, blob);
     }
-    if (!base64_ok(blob, &bytes)) {
-        return text_block("[resource %s omitted: its blob is not valid base64]", uri);
+    if (text_mime(mime)) {
+        char *text = b64_decode(blob, bytes);
+        if (text == NULL) {
+            return NULL;
+        }
+        json_t *doc = utf8_text((const unsigned char *)text, bytes)
+                          ? text_document(uri, text, bytes)
+                          : text_block("[resource %s (%s, %zu bytes) omitted: it is not valid "
+                                       "UTF-8 text]",
+                                       uri, mime, bytes);
+        cgw_free(text);
+        return doc;
     }
     return text_block("[resource %s (%s, %zu bytes) omitted: binary content of this type "
                       "cannot be shown to the model]",
                       uri, mime != NULL ? mime : "unknown type", bytes);
+}
+
+static json_t *from_resource(const json_t *item)
+{
+    const json_t *res = json_object_get(item, "resource");
+    const char *uri = cgw_json_str(res, "uri", "(no uri)");
+    const char *text = cgw_json_str(res, "text", NULL);
+    const char *blob = cgw_json_str(res, "blob", NULL);
+    if (text != NULL) {
+        return text_document(uri, text, strlen(text));
+    }
+    if (blob != NULL) {
+        return from_blob(uri, cgw_json_str(res, "mimeType", NULL), blob);
+    }
+    return text_block("[resource %s omitted: it has neither text nor blob]", uri);
 }
 
 static json_t *from_link(const json_t *item)

@@ -20,8 +20,8 @@ const char *cgw__mcp_process_getenv(const char *name, void *user)
 
 static bool name_valid(const char *s, size_t len)
 {
-    if (len == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
-                      s[0] == '_')) {
+    if (len == 0 ||
+        !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) {
         return false;
     }
     for (size_t i = 1; i < len; i++) {
@@ -51,8 +51,7 @@ static int expand_one(const char *body, size_t len, size_t at, cgw_mcp_getenv_fn
         if (err != NULL) {
             err->column = (int)at + 1;
         }
-        return cgw_error_set(err, CGW_ECONFIG, "invalid variable name \"${%.*s}\"", (int)len,
-                             body);
+        return cgw_error_set(err, CGW_ECONFIG, "invalid variable name \"${%.*s}\"", (int)len, body);
     }
     char name[256];
     if (name_len >= sizeof(name)) {

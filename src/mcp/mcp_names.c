@@ -12,26 +12,26 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 
-#define HASH_HEX 8                  /* hex digits appended when shortening */
-#define SUFFIX_LEN (1 + HASH_HEX)   /* "_" + digits */
-#define SERVER_KEEP 16              /* server characters kept when shortening, at most */
-#define MAX_ATTEMPTS 100000         /* clash-breaking rounds; unreachable in practice */
+#define HASH_HEX 8                /* hex digits appended when shortening */
+#define SUFFIX_LEN (1 + HASH_HEX) /* "_" + digits */
+#define SERVER_KEEP 16            /* server characters kept when shortening, at most */
+#define MAX_ATTEMPTS 100000       /* clash-breaking rounds; unreachable in practice */
 
 typedef struct entry {
     cgw_mcp_tool_ref_t ref;
-    size_t pair_len;                /* strlen(server) + 1 + strlen(tool) */
-    char buf[];                     /* server \0 tool \0 exposed \0 */
+    size_t pair_len; /* strlen(server) + 1 + strlen(tool) */
+    char buf[];      /* server \0 tool \0 exposed \0 */
 } entry_t;
 
 typedef struct slot {
-    const char *key;                /* NULL = empty */
+    const char *key; /* NULL = empty */
     size_t len;
     size_t val;
 } slot_t;
 
 typedef struct table {
     slot_t *slots;
-    size_t cap, n;                  /* cap is a power of two, kept at most half full */
+    size_t cap, n; /* cap is a power of two, kept at most half full */
 } table_t;
 
 struct cgw_mcp_toolmap {
@@ -39,10 +39,10 @@ struct cgw_mcp_toolmap {
     size_t max_len;
     char **builtins;
     size_t n_builtins;
-    table_t builtin_tab;            /* builtin name -> index into builtins */
-    table_t exposed_tab;            /* exposed -> entry */
-    table_t pair_tab;               /* server \0 tool -> entry */
-    table_t raw_tab;                /* tool -> entry (plain naming: first server wins) */
+    table_t builtin_tab; /* builtin name -> index into builtins */
+    table_t exposed_tab; /* exposed -> entry */
+    table_t pair_tab;    /* server \0 tool -> entry */
+    table_t raw_tab;     /* tool -> entry (plain naming: first server wins) */
     entry_t **entries;
     size_t n, cap;
 };
@@ -59,21 +59,38 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 
-static const slot_t *tab_get(const table_t *t, const char *key, size_t len)
+/* Finds the key a (alen bytes), or with b != NULL the pair key a "\0" b, whose FNV-1a hash
+ * is h. Pairs are looked up without building the joined key, so lookups never allocate. */
+static const slot_t *tab_find(const table_t *t, uint64_t h, const char *a, size_t alen,
+                              const char *b, size_t blen)
 {
     if (t->cap == 0) {
         return NULL;
     }
+    size_t len = b != NULL ? alen + 1 + blen : alen;
     size_t mask = t->cap - 1;
-    for (size_t i = fnv1a(FNV_OFFSET, key, len) & mask;; i = (i + 1) & mask) {
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
         const slot_t *s = &t->slots[i];
         if (s->key == NULL) {
             return NULL;
         }
-        if (s->len == len && memcmp(s->key, key, len) == 0) {
+        if (s->len == len && memcmp(s->key, a, alen) == 0 &&
+            (b == NULL || (s->key[alen] == '\0' && memcmp(s->key + alen + 1, b, blen) == 0))) {
             return s;
         }
     }
+}
+
+static const slot_t *tab_get(const table_t *t, const char *key, size_t len)
+{
+    return tab_find(t, fnv1a(FNV_OFFSET, key, len), key, len, NULL, 0);
+}
+
+static const slot_t *tab_get_pair(const table_t *t, const char *server, const char *tool)
+{
+    size_t sl = strlen(server), tl = strlen(tool);
+    uint64_t h = fnv1a(fnv1a(FNV_OFFSET, server, sl + 1), tool, tl);
+    return tab_find(t, h, server, sl, tool, tl);
 }
 
 static void tab_put_nogrow(table_t *t, const char *key, size_t len, size_t val)
@@ -116,8 +133,8 @@ static bool tab_has(const table_t *t, const char *key)
 
 static bool name_char_ok(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 bool cgw_mcp_tool_name_valid(const char *name, size_t max_len)
@@ -245,8 +262,7 @@ static int append_sanitized(cgw_buf_t *b, const char *s, size_t max)
 }
 
 /* The unshortened name: the tool, or mcp__<server>__<tool>, sanitized. */
-static int full_name(const cgw_mcp_toolmap_t *m, const char *server, const char *tool,
-                     cgw_buf_t *b)
+static int full_name(const cgw_mcp_toolmap_t *m, const char *server, const char *tool, cgw_buf_t *b)
 {
     int rc = CGW_OK;
     if (m->naming == CGW_MCP_NAMING_PREFIXED) {
@@ -319,8 +335,7 @@ static int choose_name(const cgw_mcp_toolmap_t *m, const char *server, const cha
 
 /* The builtin and duplicate rules; returns true when the pair must be skipped. */
 static bool skip_pair(const cgw_mcp_toolmap_t *m, const char *server, const char *tool,
-                      const char *pair, size_t pair_len, cgw_mcp_tool_status_t *st,
-                      const cgw_mcp_tool_ref_t **ref)
+                      cgw_mcp_tool_status_t *st, const cgw_mcp_tool_ref_t **ref)
 {
     const slot_t *dup;
     if (m->naming == CGW_MCP_NAMING_PLAIN) {
@@ -336,7 +351,7 @@ static bool skip_pair(const cgw_mcp_toolmap_t *m, const char *server, const char
             *st = CGW_MCP_TOOL_SKIPPED_BUILTIN;
             return true;
         }
-        dup = tab_get(&m->pair_tab, pair, pair_len);
+        dup = tab_get_pair(&m->pair_tab, server, tool);
     }
     if (dup != NULL) {
         *st = CGW_MCP_TOOL_SKIPPED_DUPLICATE;
@@ -382,19 +397,6 @@ static entry_t *entry_new(const char *server, const char *tool, const cgw_buf_t 
     return e;
 }
 
-/* Builds "server \0 tool" for the pair lookup. */
-static char *pair_key(const char *server, const char *tool, size_t *len)
-{
-    size_t sl = strlen(server), tl = strlen(tool);
-    char *k = cgw__malloc(sl + tl + 2);
-    if (k != NULL) {
-        memcpy(k, server, sl + 1);
-        memcpy(k + sl + 1, tool, tl + 1);
-        *len = sl + 1 + tl;
-    }
-    return k;
-}
-
 static int add_new(cgw_mcp_toolmap_t *m, const char *server, const char *tool,
                    const cgw_mcp_tool_ref_t **ref)
 {
@@ -432,14 +434,7 @@ int cgw_mcp_toolmap_add(cgw_mcp_toolmap_t *m, const char *server, const char *to
         *status = CGW_MCP_TOOL_SKIPPED_INVALID;
         return CGW_OK;
     }
-    size_t klen = 0;
-    char *key = pair_key(server, tool, &klen);
-    if (key == NULL) {
-        return CGW_ENOMEM;
-    }
-    bool skip = skip_pair(m, server, tool, key, klen, status, ref);
-    cgw_free(key);
-    if (skip) {
+    if (skip_pair(m, server, tool, status, ref)) {
         return CGW_OK;
     }
     int rc = add_new(m, server, tool, ref);
@@ -461,9 +456,8 @@ const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_at(const cgw_mcp_toolmap_t *m, size_t 
 
 const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_find(const cgw_mcp_toolmap_t *m, const char *exposed)
 {
-    const slot_t *s = m != NULL && exposed != NULL ? tab_get(&m->exposed_tab, exposed,
-                                                             strlen(exposed))
-                                                   : NULL;
+    const slot_t *s =
+        m != NULL && exposed != NULL ? tab_get(&m->exposed_tab, exposed, strlen(exposed)) : NULL;
     return s != NULL ? &m->entries[s->val]->ref : NULL;
 }
 
@@ -473,9 +467,6 @@ const cgw_mcp_tool_ref_t *cgw_mcp_toolmap_lookup(const cgw_mcp_toolmap_t *m, con
     if (m == NULL || server == NULL || tool == NULL) {
         return NULL;
     }
-    size_t len = 0;
-    char *key = pair_key(server, tool, &len);
-    const slot_t *s = key != NULL ? tab_get(&m->pair_tab, key, len) : NULL;
-    cgw_free(key);
+    const slot_t *s = tab_get_pair(&m->pair_tab, server, tool);
     return s != NULL ? &m->entries[s->val]->ref : NULL;
 }

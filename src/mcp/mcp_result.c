@@ -228,7 +228,11 @@ static int map_success(const json_t *r, const cgw_buf_t *text, cgw_mcp_outcome_t
     if (sc != NULL && !json_is_null(sc)) {
         out->result = json_deep_copy(sc);
     } else if (text->len > 0) {
-        out->result = json_loadb(text->data, text->len, JSON_DECODE_ANY, NULL);
+        json_error_t jerr;
+        out->result = json_loadb(text->data, text->len, JSON_DECODE_ANY, &jerr);
+        if (out->result == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+            return CGW_ENOMEM; /* not "the text is not JSON" */
+        }
         if (out->result == NULL) {
             out->result = json_pack("{s:s}", "text", text->data);
         }
@@ -242,15 +246,14 @@ int cgw__mcp_outcome_from_result(const json_t *r, const char *tool, cgw_mcp_outc
 {
     cgw__mcp_outcome_clear(out);
     if (!json_is_object(r)) {
-        return cgw__mcp_outcome_error("tool_error", "unknown", "malformed tools/call result",
-                                      out);
+        return cgw__mcp_outcome_error("tool_error", "unknown", "malformed tools/call result", out);
     }
     const json_t *content = json_object_get(r, "content");
     cgw_buf_t text = CGW_BUF_INIT;
     int rc = json_is_array(content) ? joined_text(content, &text) : CGW_OK;
     if (rc == CGW_OK) {
         rc = json_is_true(json_object_get(r, "isError")) ? map_error(r, tool, &text, out)
-                                                          : map_success(r, &text, out);
+                                                         : map_success(r, &text, out);
     }
     cgw_buf_free(&text);
     if (rc == CGW_OK && json_is_array(content)) {

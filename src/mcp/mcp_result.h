@@ -38,6 +38,9 @@
  *                                "text","media_type":"text/plain","data":text},"title":uri}
  *   resource {resource: {uri, mimeType?, blob}} -> image block for the four image types,
  *                                document with a base64 "application/pdf" source for PDFs,
+ *                                for text types (text/..., application/json|xml|javascript|
+ *                                yaml|x-yaml|toml, *+json, *+xml) the decoded text as a
+ *                                text document when it is valid UTF-8 without NUL,
  *                                else a text block saying it was omitted.
  *   resource_link {uri, name, description?, mimeType?} -> a text block
  *                                "[resource link] <name>: <uri> (<mime>) - <description>".
@@ -60,7 +63,10 @@ typedef struct cgw_mcp_outcome {
     json_t *content; /* extra Anthropic content blocks (array), or NULL */
 } cgw_mcp_outcome_t;
 
-#define CGW_MCP_OUTCOME_INIT {NULL, NULL, NULL}
+#define CGW_MCP_OUTCOME_INIT                                                                       \
+    {                                                                                              \
+        NULL, NULL, NULL                                                                           \
+    }
 
 /* Maps the "result" member of a tools/call response (borrowed). `tool` names the tool for
  * the fallback message. A result that is not an object is mapped as a tool_error

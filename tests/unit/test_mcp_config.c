@@ -23,6 +23,8 @@ static const char *const fake_env[][2] = {
     {"EMPTY", ""},
     {"BIN", "/usr/bin/node"},
     {"NL", "a\nb"},
+    {"MCP_TIMEOUT", "45000"},
+    {"MCP_TOOL_TIMEOUT", "90000"},
 };
 
 static const char *fake_getenv(const char *name, void *user)
@@ -151,8 +153,7 @@ static void test_user_scope_fields(void **state)
     assert_string_equal(s->type, "stdio");
     assert_string_equal(s->command, "npx");
     assert_int_equal(s->n_args, 5);
-    const char *want_args[] = {"-y", "@modelcontextprotocol/server-filesystem", "7", "1.5",
-                               "true"};
+    const char *want_args[] = {"-y", "@modelcontextprotocol/server-filesystem", "7", "1.5", "true"};
     for (size_t i = 0; i < 5; i++) {
         assert_string_equal(s->args[i], want_args[i]);
         assert_string_equal(s->argv[i + 1], want_args[i]);
@@ -236,9 +237,8 @@ static void test_scopes_override_order(void **state)
     /* inline documents go above everything and keep the position too */
     const char *doc = "{\"mcpServers\": {\"c\": {\"command\": \"inline-c\"}, \"f\": "
                       "{\"command\": \"inline-f\"}}}";
-    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, doc, strlen(doc), "test",
-                                             NULL),
-                     CGW_OK);
+    assert_int_equal(
+        cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, doc, strlen(doc), "test", NULL), CGW_OK);
     assert_int_equal(cgw_mcp_config_count(c), 6);
     assert_string_equal(cgw_mcp_config_at(c, 2)->command, "inline-c");
     assert_int_equal(cgw_mcp_config_at(c, 2)->shadowed, CGW_MCP_SCOPE_USER | CGW_MCP_SCOPE_LOCAL);
@@ -464,10 +464,9 @@ static void test_expansion(void **state)
     assert_string_equal(s->command, "/usr/bin/node");
     char home_src[256];
     snprintf(home_src, sizeof(home_src), "%s/src", f->dir);
-    const char *want[] = {home_src,     "--t=s3cret-token", "fallback",
-                          "[]",         "$TOKEN",           "${TOKEN",
-                          "$s3cret-token", "",              "a:-b",
-                          "x/usr/bin/nodeys3cret-tokenz"};
+    const char *want[] = {
+        home_src,  "--t=s3cret-token", "fallback", "[]",   "$TOKEN",
+        "${TOKEN", "$s3cret-token",    "",         "a:-b", "x/usr/bin/nodeys3cret-tokenz"};
     assert_int_equal(s->n_args, 10);
     for (size_t i = 0; i < 10; i++) {
         assert_string_equal(s->args[i], want[i]);
@@ -561,32 +560,33 @@ static void test_expand_direct(void **state)
 static void test_per_server_errors(void **state)
 {
     fx_t *f = *state;
-    write_file(f->claude,
-               "{\"mcpServers\": {\n"
-               " \"ok1\": {\"command\": \"a\"},\n"
-               " \"unset\": {\"command\": \"a\", \"args\": [\"--key=${NOT_SET_ANYWHERE}\"]},\n"
-               " \"badname\": {\"command\": \"${9x}\"},\n"
-               " \"nocmd\": {\"args\": [\"x\"]},\n"
-               " \"emptycmd\": {\"command\": \"   \"},\n"
-               " \"numcmd\": {\"command\": 5},\n"
-               " \"argsobj\": {\"command\": \"a\", \"args\": {\"x\": 1}},\n"
-               " \"argnested\": {\"command\": \"a\", \"args\": [\"ok\", [1]]},\n"
-               " \"argnull\": {\"command\": \"a\", \"args\": [null]},\n"
-               " \"envarr\": {\"command\": \"a\", \"env\": [\"A=1\"]},\n"
-               " \"envobj\": {\"command\": \"a\", \"env\": {\"A\": {\"b\": 1}}},\n"
-               " \"envkey\": {\"command\": \"a\", \"env\": {\"A=B\": \"1\"}},\n"
-               " \"envunset\": {\"command\": \"a\", \"env\": {\"A\": \"${NOPE}\"}},\n"
-               " \"cwdnum\": {\"command\": \"a\", \"cwd\": 1},\n"
-               " \"typenum\": {\"type\": 1, \"command\": \"a\"},\n"
-               " \"notobj\": \"npx server\",\n"
-               " \"hdrs\": {\"type\": \"http\", \"url\": \"u\", \"headers\": [\"A: b\"]},\n"
-               " \"hdrname\": {\"type\": \"http\", \"url\": \"u\", \"headers\": {\"A b\": \"c\"}},\n"
-               " \"hdrnl\": {\"type\": \"http\", \"url\": \"u\", \"headers\": {\"X\": \"${NL}\"}},\n"
-               " \"hdrunset\": {\"type\": \"sse\", \"url\": \"u\", \"headers\": {\"X\": "
-               "\"${NOPE}\"}},\n"
-               " \"urlunset\": {\"type\": \"http\", \"url\": \"https://${NOPE}/\"},\n"
-               " \"nourl\": {\"type\": \"sse\"},\n"
-               " \"ok2\": {\"command\": \"b\"}}}");
+    write_file(
+        f->claude,
+        "{\"mcpServers\": {\n"
+        " \"ok1\": {\"command\": \"a\"},\n"
+        " \"unset\": {\"command\": \"a\", \"args\": [\"--key=${NOT_SET_ANYWHERE}\"]},\n"
+        " \"badname\": {\"command\": \"${9x}\"},\n"
+        " \"nocmd\": {\"args\": [\"x\"]},\n"
+        " \"emptycmd\": {\"command\": \"   \"},\n"
+        " \"numcmd\": {\"command\": 5},\n"
+        " \"argsobj\": {\"command\": \"a\", \"args\": {\"x\": 1}},\n"
+        " \"argnested\": {\"command\": \"a\", \"args\": [\"ok\", [1]]},\n"
+        " \"argnull\": {\"command\": \"a\", \"args\": [null]},\n"
+        " \"envarr\": {\"command\": \"a\", \"env\": [\"A=1\"]},\n"
+        " \"envobj\": {\"command\": \"a\", \"env\": {\"A\": {\"b\": 1}}},\n"
+        " \"envkey\": {\"command\": \"a\", \"env\": {\"A=B\": \"1\"}},\n"
+        " \"envunset\": {\"command\": \"a\", \"env\": {\"A\": \"${NOPE}\"}},\n"
+        " \"cwdnum\": {\"command\": \"a\", \"cwd\": 1},\n"
+        " \"typenum\": {\"type\": 1, \"command\": \"a\"},\n"
+        " \"notobj\": \"npx server\",\n"
+        " \"hdrs\": {\"type\": \"http\", \"url\": \"u\", \"headers\": [\"A: b\"]},\n"
+        " \"hdrname\": {\"type\": \"http\", \"url\": \"u\", \"headers\": {\"A b\": \"c\"}},\n"
+        " \"hdrnl\": {\"type\": \"http\", \"url\": \"u\", \"headers\": {\"X\": \"${NL}\"}},\n"
+        " \"hdrunset\": {\"type\": \"sse\", \"url\": \"u\", \"headers\": {\"X\": "
+        "\"${NOPE}\"}},\n"
+        " \"urlunset\": {\"type\": \"http\", \"url\": \"https://${NOPE}/\"},\n"
+        " \"nourl\": {\"type\": \"sse\"},\n"
+        " \"ok2\": {\"command\": \"b\"}}}");
     cgw_mcp_config_options_t o = opts_for(f);
     cgw_mcp_config_t *c = load_ok(&o);
     assert_int_equal(cgw_mcp_config_count(c), 23);
@@ -642,15 +642,16 @@ static void test_per_server_errors(void **state)
 static void test_remote_entries(void **state)
 {
     fx_t *f = *state;
-    write_file(f->mcpjson,
-               "{\"mcpServers\": {\n"
-               " \"remote\": {\"type\": \"http\", \"url\": \"https://example.com/mcp\",\n"
-               "   \"headers\": {\"Authorization\": \"Bearer ${TOKEN}\", \"X-N\": 2, \"Z\": null}},\n"
-               " \"streamable\": {\"type\": \"Streamable-HTTP\", \"url\": \"https://e/mcp\"},\n"
-               " \"old\": {\"type\": \"sse\", \"url\": \"https://example.com/sse\"},\n"
-               " \"urlonly\": {\"url\": \"https://u/mcp\"},\n"
-               " \"ws\": {\"type\": \"ws\", \"url\": \"wss://x\"},\n"
-               " \"upper\": {\"type\": \" STDIO \", \"command\": \"c\"}}}");
+    write_file(
+        f->mcpjson,
+        "{\"mcpServers\": {\n"
+        " \"remote\": {\"type\": \"http\", \"url\": \"https://example.com/mcp\",\n"
+        "   \"headers\": {\"Authorization\": \"Bearer ${TOKEN}\", \"X-N\": 2, \"Z\": null}},\n"
+        " \"streamable\": {\"type\": \"Streamable-HTTP\", \"url\": \"https://e/mcp\"},\n"
+        " \"old\": {\"type\": \"sse\", \"url\": \"https://example.com/sse\"},\n"
+        " \"urlonly\": {\"url\": \"https://u/mcp\"},\n"
+        " \"ws\": {\"type\": \"ws\", \"url\": \"wss://x\"},\n"
+        " \"upper\": {\"type\": \" STDIO \", \"command\": \"c\"}}}");
     cgw_mcp_config_options_t o = opts_for(f);
     cgw_mcp_config_t *c = load_ok(&o);
     assert_int_equal(cgw_mcp_config_count(c), 6);
@@ -713,8 +714,7 @@ static void test_allow_list_and_timeouts(void **state)
     /* later documents obey the allow-list too */
     const char *doc = "{\"mcpServers\": {\"b\": {\"command\": \"b\"}, \"c\": {\"command\": "
                       "\"c2\"}}}";
-    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, doc, strlen(doc), NULL,
-                                             NULL),
+    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, doc, strlen(doc), NULL, NULL),
                      CGW_OK);
     assert_int_equal(cgw_mcp_config_count(c), 2);
     assert_string_equal(must_find(c, "c")->command, "c2");
@@ -729,6 +729,49 @@ static void test_allow_list_and_timeouts(void **state)
     cgw_mcp_config_free(c);
 }
 
+static const char *bad_timeout_env(const char *name, void *user)
+{
+    (void)user;
+    return strcmp(name, "MCP_TOOL_TIMEOUT") == 0 ? (const char *)"30s" : NULL;
+}
+
+/* Claude Code's MCP_TIMEOUT / MCP_TOOL_TIMEOUT, only when asked for. */
+static void test_claude_env_timeouts(void **state)
+{
+    fx_t *f = *state;
+    write_file(f->claude, "{\"mcpServers\": {\"a\": {\"command\": \"a\"}, \"b\": {\"command\": "
+                          "\"b\"}}}");
+    cgw_mcp_timeout_override_t over[] = {{"b", 1234}};
+    cgw_mcp_config_options_t o = opts_for(f);
+    o.timeout_overrides = over;
+    o.n_timeout_overrides = 1;
+    cgw_mcp_config_t *c = load_ok(&o);
+    assert_int_equal(must_find(c, "a")->startup_timeout_ms, 15000); /* off by default */
+    assert_int_equal(must_find(c, "a")->tool_timeout_ms, 30000);
+    cgw_mcp_config_free(c);
+    o.claude_env_timeouts = true;
+    c = load_ok(&o);
+    assert_int_equal(must_find(c, "a")->startup_timeout_ms, 45000);
+    assert_int_equal(must_find(c, "a")->tool_timeout_ms, 90000);
+    assert_int_equal(must_find(c, "b")->tool_timeout_ms, 1234); /* overrides still win */
+    cgw_mcp_config_free(c);
+    o.getenv_fn = bad_timeout_env;
+    expect_load_error(&o, CGW_ECONFIG, 0, "MCP_TOOL_TIMEOUT");
+}
+
+/* A UTF-8 byte order mark in front of the JSON (Windows editors) is skipped. */
+static void test_bom(void **state)
+{
+    fx_t *f = *state;
+    write_file(f->mcpjson, "\xEF\xBB\xBF{\"mcpServers\": {\"w\": {\"command\": \"x\"}}}");
+    cgw_mcp_config_options_t o = opts_for(f);
+    cgw_mcp_config_t *c = load_ok(&o);
+    assert_int_equal(cgw_mcp_config_count(c), 1);
+    cgw_mcp_config_free(c);
+    write_file(f->mcpjson, "\xEF\xBB");
+    expect_load_error(&o, CGW_EJSON, 0, ".mcp.json");
+}
+
 static void test_add_json_errors(void **state)
 {
     fx_t *f = *state;
@@ -736,28 +779,25 @@ static void test_add_json_errors(void **state)
     cgw_mcp_config_t *c = NULL;
     assert_int_equal(cgw_mcp_config_new(&o, &c), CGW_OK);
     const char *good = "{\"mcpServers\": {\"a\": {\"command\": \"a\"}}}";
-    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, good, strlen(good), "g",
-                                             NULL),
-                     CGW_OK);
+    assert_int_equal(
+        cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, good, strlen(good), "g", NULL), CGW_OK);
     cgw_error_t err;
     cgw_error_clear(&err);
     const char *bad = "{\"mcpServers\": {\"a\": {\"command\": \"b\"}}";
-    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, bad, strlen(bad), "b",
-                                             &err),
+    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, bad, strlen(bad), "b", &err),
                      CGW_EJSON);
     assert_int_equal(err.line, 1);
     const char *notobj = "{\"mcpServers\": 3}";
-    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, notobj, strlen(notobj),
-                                             "n", &err),
-                     CGW_ECONFIG);
+    assert_int_equal(
+        cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, notobj, strlen(notobj), "n", &err),
+        CGW_ECONFIG);
     assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, "7", 1, "n", &err),
                      CGW_ECONFIG);
     /* nothing changed */
     assert_int_equal(cgw_mcp_config_count(c), 1);
     assert_string_equal(cgw_mcp_config_at(c, 0)->command, "a");
     /* a document without mcpServers adds nothing */
-    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, "{}", 2, NULL, NULL),
-                     CGW_OK);
+    assert_int_equal(cgw_mcp_config_add_json(c, CGW_MCP_SCOPE_INLINE, "{}", 2, NULL, NULL), CGW_OK);
     assert_int_equal(cgw_mcp_config_count(c), 1);
     cgw_mcp_config_free(c);
 }
@@ -780,6 +820,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remote_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allow_list_and_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_json_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claude_env_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bom, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,7 +149,11 @@ static void test_plain_sanitize_and_clash(void **state)
     /* "read_file" is a different raw name, so it is added, under a hashed name */
     const cgw_mcp_tool_ref_t *b = add(m, "s2", "read_file", CGW_MCP_TOOL_ADDED);
     char want[64];
-    snprintf(want, sizeof(want), "read_file_%08x", doc_hash("read_file", 9, "\0" "1", 2));
+    snprintf(want, sizeof(want), "read_file_%08x",
+             doc_hash("read_file", 9,
+                      "\0"
+                      "1",
+                      2));
     assert_string_equal(b->exposed, want);
     assert_true(b->renamed);
     /* sanitizing into a builtin's name renames too (the builtin keeps its name) */
@@ -197,7 +201,10 @@ static void test_prefixed(void **state)
     const cgw_mcp_tool_ref_t *d = add(m, "my_server", "get/thing_v2", CGW_MCP_TOOL_ADDED);
     char want[65];
     snprintf(want, sizeof(want), "mcp__my_server__get_thing_v2_%08x",
-             doc_hash("my_server\0get/thing_v2", 22, "\0" "1", 2));
+             doc_hash("my_server\0get/thing_v2", 22,
+                      "\0"
+                      "1",
+                      2));
     assert_string_equal(d->exposed, want);
     /* "__" inside a server name: found by lookup, never by splitting */
     const cgw_mcp_tool_ref_t *e = add(m, "a__b", "c", CGW_MCP_TOOL_ADDED);
@@ -231,8 +238,7 @@ static void test_prefixed_shortening(void **state)
     memset(longsrv, 's', 79);
     longsrv[79] = '\0';
     const cgw_mcp_tool_ref_t *t = add(m, longsrv, "get", CGW_MCP_TOOL_ADDED);
-    snprintf(want, sizeof(want), "mcp__%.45s__get_%08x", longsrv,
-             doc_hash(longsrv, 80, "get", 3));
+    snprintf(want, sizeof(want), "mcp__%.45s__get_%08x", longsrv, doc_hash(longsrv, 80, "get", 3));
     assert_string_equal(t->exposed, want);
     cgw_mcp_toolmap_free(m);
 
@@ -358,14 +364,10 @@ static void test_shared_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_name_valid),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_plain_rules),
-        cmocka_unit_test(test_plain_sanitize_and_clash),
-        cmocka_unit_test(test_plain_long_name),
-        cmocka_unit_test(test_prefixed),
-        cmocka_unit_test(test_prefixed_shortening),
-        cmocka_unit_test(test_property_random_names),
+        cmocka_unit_test(test_name_valid),          cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_plain_rules),         cmocka_unit_test(test_plain_sanitize_and_clash),
+        cmocka_unit_test(test_plain_long_name),     cmocka_unit_test(test_prefixed),
+        cmocka_unit_test(test_prefixed_shortening), cmocka_unit_test(test_property_random_names),
         cmocka_unit_test(test_shared_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,7 +7,9 @@
 #include "testutil.h"
 
 /* A 1x1 PNG, as server-everything's get-tiny-image sends (shortened). */
-#define PNG_B64 "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+#define PNG_B64                                                                                    \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+"                                \
+    "M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 static json_t *parse(const char *s)
 {
@@ -77,9 +79,10 @@ static void test_success_text(void **state)
     check_result("{\"content\":[{\"type\":\"text\",\"text\":\"Echo: hello\"}]}",
                  "{\"text\":\"Echo: hello\"}", NULL, NULL);
     /* items are joined with \n, whitespace-only items are left out, the whole is stripped */
-    check_result("{\"content\":[{\"type\":\"text\",\"text\":\"  first\"},"
-                 "{\"type\":\"text\",\"text\":\" \\n\\t \"},{\"type\":\"text\",\"text\":\"second \\n\"}]}",
-                 "{\"text\":\"first\\nsecond\"}", NULL, NULL);
+    check_result(
+        "{\"content\":[{\"type\":\"text\",\"text\":\"  first\"},"
+        "{\"type\":\"text\",\"text\":\" \\n\\t \"},{\"type\":\"text\",\"text\":\"second \\n\"}]}",
+        "{\"text\":\"first\\nsecond\"}", NULL, NULL);
     /* JSON split over two items is joined before parsing */
     check_result("{\"content\":[{\"type\":\"text\",\"text\":\"{\\\"a\\\":\"},"
                  "{\"type\":\"text\",\"text\":\"1}\"}]}",
@@ -222,10 +225,12 @@ static void test_failures(void **state)
     check_failure(CGW_ESERVERDIED, "server exited with status 1",
                   "{\"code\":\"tool_error\",\"sub_code\":\"connection_error\",\"message\":"
                   "\"server exited with status 1\"}");
-    check_failure(CGW_EPIPE, "write failed", "{\"code\":\"tool_error\",\"sub_code\":"
-                                             "\"connection_error\",\"message\":\"write failed\"}");
-    check_failure(CGW_ECLOSED, NULL, "{\"code\":\"tool_error\",\"sub_code\":\"connection_error\","
-                                     "\"message\":\"closed\"}");
+    check_failure(CGW_EPIPE, "write failed",
+                  "{\"code\":\"tool_error\",\"sub_code\":"
+                  "\"connection_error\",\"message\":\"write failed\"}");
+    check_failure(CGW_ECLOSED, NULL,
+                  "{\"code\":\"tool_error\",\"sub_code\":\"connection_error\","
+                  "\"message\":\"closed\"}");
     check_failure(CGW_ELINETOOLONG, "response line longer than 16777216 bytes",
                   "{\"code\":\"tool_error\",\"sub_code\":\"unknown\",\"message\":\"response line "
                   "longer than 16777216 bytes\"}");
@@ -239,9 +244,8 @@ static void test_failures(void **state)
     assert_int_equal(cgw__mcp_outcome_error("unknown_tool", NULL, "Unknown tool: t", &o), CGW_OK);
     expect_json(o.error, "{\"code\":\"unknown_tool\",\"message\":\"Unknown tool: t\"}");
     /* a second mapping into the same outcome releases the first */
-    assert_int_equal(cgw__mcp_outcome_error("mcp_tool_error", NULL, "MCP server unavailable: s",
-                                            &o),
-                     CGW_OK);
+    assert_int_equal(
+        cgw__mcp_outcome_error("mcp_tool_error", NULL, "MCP server unavailable: s", &o), CGW_OK);
     expect_json(o.error, "{\"code\":\"mcp_tool_error\",\"message\":\"MCP server unavailable: s\"}");
     cgw__mcp_outcome_clear(&o);
 }
@@ -304,7 +308,8 @@ static void test_content_audio_and_links(void **state)
                 "[" TEXT_BLOCK("[resource link] One: demo://resource/1 (text/plain) - first") "]");
     check_block("{\"type\":\"resource_link\",\"uri\":\"file:///a\"}",
                 "[" TEXT_BLOCK("[resource link] file:///a: file:///a") "]");
-    check_block("{\"type\":\"video\"}", "[" TEXT_BLOCK("[unsupported MCP content type 'video']") "]");
+    check_block("{\"type\":\"video\"}",
+                "[" TEXT_BLOCK("[unsupported MCP content type 'video']") "]");
     check_block("{}", "[" TEXT_BLOCK("[unsupported MCP content item without a type]") "]");
     check_block("7", "[" TEXT_BLOCK("[unsupported MCP content item without a type]") "]");
 }
@@ -336,6 +341,52 @@ static void test_content_resources(void **state)
                 "[" TEXT_BLOCK("[resource demo://resource/static/2 (application/octet-stream, "
                                "4 bytes) omitted: binary content of this type cannot be shown "
                                "to the model]") "]");
+    /* server-everything's get-resource-reference Blob: a text/plain blob becomes text */
+    check_block(
+        "{\"type\":\"resource\",\"resource\":{\"uri\":\"demo://resource/dynamic/blob/2\","
+        "\"mimeType\":\"text/plain\",\"blob\":\"UmVzb3VyY2UgMjogVGhpcyBpcyBhIGJhc2U2NCBibG9i\"}}",
+        "[{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+        "\"text/plain\",\"data\":\"Resource 2: This is a base64 blob\"},\"title\":"
+        "\"demo://resource/dynamic/blob/2\"}]");
+    struct {
+        const char *mime, *blob, *want;
+    } blobs[] = {
+        {"application/json", "eyJhIjoxfQ==", "{\\\"a\\\":1}"},
+        {"application/vnd.api+json", "W10=", "[]"},
+        {"application/atom+xml", "PGEvPg==", "<a/>"},
+        {"text/markdown", "8J+YgCDDqQ==", "\xf0\x9f\x98\x80 \xc3\xa9"},
+    };
+    for (size_t i = 0; i < sizeof(blobs) / sizeof(blobs[0]); i++) {
+        char item[512], want[512];
+        snprintf(item, sizeof(item),
+                 "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"mimeType\":\"%s\","
+                 "\"blob\":\"%s\"}}",
+                 blobs[i].mime, blobs[i].blob);
+        snprintf(want, sizeof(want),
+                 "[{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+                 "\"text/plain\",\"data\":\"%s\"},\"title\":\"u\"}]",
+                 blobs[i].want);
+        check_block(item, want);
+    }
+    /* text types whose bytes are not UTF-8 text: 0xff, NUL, overlong '/', a surrogate */
+    const char *not_text[] = {"/w==", "AA==", "wK8=", "7aCA", "4oI="};
+    for (size_t i = 0; i < sizeof(not_text) / sizeof(not_text[0]); i++) {
+        char item[256];
+        snprintf(item, sizeof(item),
+                 "{\"type\":\"resource\",\"resource\":{\"uri\":\"u\",\"mimeType\":"
+                 "\"text/plain\",\"blob\":\"%s\"}}",
+                 not_text[i]);
+        json_t *r = parse(item);
+        json_t *content = json_pack("[O]", r);
+        json_t *blocks = NULL;
+        assert_int_equal(cgw__mcp_content_blocks(content, &blocks), CGW_OK);
+        const char *t = json_string_value(json_object_get(json_array_get(blocks, 0), "text"));
+        assert_non_null(t);
+        assert_non_null(strstr(t, "omitted: it is not valid UTF-8 text]"));
+        json_decref(blocks);
+        json_decref(content);
+        json_decref(r);
+    }
     check_block("{\"type\":\"resource\",\"resource\":{\"uri\":\"x://b\",\"blob\":\"@@\"}}",
                 "[" TEXT_BLOCK("[resource x://b omitted: its blob is not valid base64]") "]");
     check_block("{\"type\":\"resource\",\"resource\":{\"uri\":\"x://n\"}}",
@@ -356,9 +407,8 @@ static void test_content_audience(void **state)
                  "{\"type\":\"audio\",\"data\":\"AA==\",\"mimeType\":\"audio/mpeg\","
                  "\"annotations\":{\"priority\":1}}]}",
                  "{}", NULL,
-                 "[" TEXT_BLOCK("[resource link] n: u://1") ","
-                 TEXT_BLOCK("[audio audio/mpeg, 1 bytes, not shown: the model cannot take audio]")
-                 "]");
+                 "[" TEXT_BLOCK("[resource link] n: u://1") "," TEXT_BLOCK(
+                     "[audio audio/mpeg, 1 bytes, not shown: the model cannot take audio]") "]");
 }
 
 int main(void)
