@@ -172,7 +172,7 @@ static void drain(reader_t *r, int fd, double t0, bool *eof)
 }
 
 /* Runs one client to the end and measures it. `expect` stream_complete lines make it ok. */
-static sample_t run_client(char *const argv[], long expect, bool latency)
+static sample_t run_client(const char *const argv[], long expect, bool latency)
 {
     sample_t s = {0};
     int fds[2];
@@ -193,7 +193,7 @@ static sample_t run_client(char *const argv[], long expect, bool latency)
     r.lat = latency ? calloc(r.cap, sizeof(double)) : NULL;
     pid_t pid;
     double t0 = mono_ms();
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {
@@ -242,8 +242,8 @@ static pid_t start_mock(const paths_t *p, const char *script, char *url, size_t 
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {(char *)p->gateway, "mock-api", "--script", (char *)script, NULL};
-    int rc = posix_spawn(&pid, p->gateway, &fa, NULL, argv, environ);
+    const char *argv[] = {p->gateway, "mock-api", "--script", script, NULL};
+    int rc = posix_spawn(&pid, p->gateway, &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     char line[256];
@@ -330,16 +330,16 @@ static sample_t run_scenario(const paths_t *p, scenario_t *sc, int client)
     char sessions[16], mcp[1200];
     snprintf(sessions, sizeof(sessions), "%d", sc->sessions);
     snprintf(mcp, sizeof(mcp), "%s/mcp.json", p->tmp);
-    char *argv[20];
+    const char *argv[20];
     int n = 0;
     if (client == C_CLIENT) {
-        argv[n++] = (char *)p->gateway;
+        argv[n++] = p->gateway;
         argv[n++] = "run";
     } else {
         argv[n++] = "node";
-        argv[n++] = (char *)p->peer;
+        argv[n++] = p->peer;
     }
-    char *common[] = {"--prompt", (char *)sc->prompt, "--base-url", sc->url, "--output", "jsonl",
+    const char *common[] = {"--prompt", sc->prompt, "--base-url", sc->url, "--output", "jsonl",
                       "--sessions", sessions};
     for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++) {
         argv[n++] = common[i];

@@ -146,6 +146,12 @@ async function runTool(mcp, args, block, index, emit) {
                    : { type: 'tool_result', tool_use_id: block.id, content };
 }
 
+// Sonnet list prices, USD per million tokens; input_tokens excludes cached tokens.
+function cost(u) {
+    return (u.input_tokens * 3 + u.cache_creation_input_tokens * 3.75 +
+            u.cache_read_input_tokens * 0.3 + u.output_tokens * 15) / 1e6;
+}
+
 async function converse(anthropic, mcp, args, emit) {
     const messages = [{ role: 'user', content: args.prompt }];
     const tools = [GREET, ...mcp.tools];
@@ -175,7 +181,7 @@ async function converse(anthropic, mcp, args, emit) {
             cache_read_input_tokens: u.cache_read_input_tokens || 0,
         };
         for (const k of Object.keys(total)) total[k] += usage[k];
-        emit({ type: 'usage', ...usage });
+        emit({ type: 'usage', ...usage, estimated_cost_usd: cost(usage), model: msg.model });
         stopReason = msg.stop_reason;
         const calls = msg.content.filter((b) => b.type === 'tool_use');
         if (calls.length === 0 || msg.stop_reason !== 'tool_use') break;
@@ -183,10 +189,8 @@ async function converse(anthropic, mcp, args, emit) {
         const results = await Promise.all(calls.map((b, i) => runTool(mcp, args, b, i, emit)));
         messages.push({ role: 'user', content: results });
     }
-    const cost = (total.input_tokens * 3 + total.cache_creation_input_tokens * 3.75 +
-                  total.cache_read_input_tokens * 0.3 + total.output_tokens * 15) / 1e6;
     emit({ type: 'stream_complete', stop_reason: stopReason, turns,
-           usage: { ...total, estimated_cost_usd: Math.round(cost * 1e6) / 1e6 } });
+           usage: { ...total, estimated_cost_usd: Math.round(cost(total) * 1e6) / 1e6 } });
 }
 
 async function main() {

@@ -59,14 +59,15 @@ expect_rc() {
     [ "$RC" = "$1" ] || fail "exit status $RC, expected $1; stderr: $(head -c 400 "$ERR")"
 }
 # check JS: runs JS with `lines` = the parsed jsonl lines of OUT and `raw` = its text.
-check() {
-    node -e '
+PRELUDE='
 const fs = require("fs");
 const raw = fs.readFileSync(process.argv[1], "utf8");
 const lines = raw.split("\n").filter((l) => l.length).map((l) => JSON.parse(l));
 const events = lines.map((l) => l.event);
-const assert = (c, m) => { if (!c) { console.error(m); process.exit(1); } };
-' -e "$1" "$OUT" || fail "check failed: $(head -c 600 "$OUT")"
+const assert = (c, m) => { if (!c) { console.error("assertion: " + m); process.exit(1); } };
+'
+check() {
+    node -e "$PRELUDE$1" "$OUT" || fail "check failed: $(head -c 600 "$OUT")"
 }
 
 TOOLS_SCRIPT='{"turns": [
