@@ -52,6 +52,10 @@ struct run_main {
     cgw_mcp_config_t *mcp_cfg;
     cgw_mcp_manager_t *mcp;
     cgw__run_approver_t *approver;
+    /* One approval state for every session: one person (or none) answers for the process, so
+     * "always" in --approve ask holds for every conversation; it also spares each session the
+     * state's own memory, which matters for --sessions in the thousands. */
+    cgw_approvals_t *approvals;
     cgw__run_out_t out;
     session_t *sessions;
     int n_done, n_ok;
@@ -74,7 +78,8 @@ static void usage(FILE *out)
             "  --strict-mcp-config      read only --mcp-config FILE\n"
             "  --allowed-servers a,b    start only these MCP servers\n"
             "  --approve all|none|ask   run every tool (default), deny every tool, or ask on the\n"
-            "                           terminal (without a terminal on stdin: deny, with a note)\n"
+            "                           terminal (without a terminal on stdin: deny, with a note;\n"
+            "                           \"always\" holds for every session of this process)\n"
             "  --output jsonl|text      one EventLog entry per line (default), or text for a person\n"
             "  --sessions N             run N independent conversations concurrently (default 1);\n"
             "                           jsonl lines then carry \"session\" (1..N)\n"
@@ -270,6 +275,9 @@ static int start_mcp(run_main_t *m)
     cgw_mcp_manager_options_t mo;
     cgw_mcp_manager_options_init(&mo);
     mo.config = m->mcp_cfg;
+    /* The run is over when the servers are stopped: a server that ignores the end of its stdin
+     * (server-everything's timers keep it alive at times) gets SIGTERM after 300 ms, not 2 s. */
+    mo.term_grace_ms = 300;
     cgw_error_t err;
     cgw_error_clear(&err);
     int rc = cgw_mcp_manager_new(m->ctx, &mo, &m->mcp, &err);
@@ -357,6 +365,7 @@ static int session_start(run_main_t *m, session_t *s, int index)
     cgw_dispatcher_options_t dopts;
     cgw_dispatcher_options_init(&dopts);
     dopts.mcp = m->mcp;
+    dopts.approvals = m->approvals;
     cgw__run_approver_setup(m->approver, &dopts);
     int rc = cgw_eventlog_new(m->ctx, &lo, &s->log);
     rc = rc == CGW_OK ? cgw_dispatcher_new(m->ctx, &dopts, &s->dispatcher) : rc;
@@ -456,12 +465,14 @@ static int run_main(run_main_t *m)
     m->sessions = cgw__calloc((size_t)m->a->sessions, sizeof(*m->sessions));
     if (m->sessions != NULL && cgw_ctx_new(&co, &m->ctx) == CGW_OK &&
         cgw__run_approver_new(m->ctx, m->a->approve, &m->approver) == CGW_OK &&
+        cgw_approvals_new(m->ctx, &m->approvals) == CGW_OK &&
         make_client(m) == CGW_OK && start_mcp(m) == CGW_OK) {
         status = run_sessions(m);
     }
     for (int i = 0; m->sessions != NULL && i < m->a->sessions; i++) {
         session_free(&m->sessions[i]);
     }
+    cgw_approvals_free(m->approvals);
     cgw__run_approver_free(m->approver);
     cgw_mcp_manager_free(m->mcp);
     cgw_anthropic_free(m->client);
