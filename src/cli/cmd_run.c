@@ -462,6 +462,7 @@ static int run_main(run_main_t *m)
     m->out.format = m->a->format;
     m->out.multi = m->a->sessions > 1;
     m->out.color = isatty(STDOUT_FILENO) == 1;
+    m->out.prompts = m->a->approve == CGW_RUN_APPROVE_ASK && isatty(STDIN_FILENO) == 1;
     m->sessions = cgw__calloc((size_t)m->a->sessions, sizeof(*m->sessions));
     if (m->sessions != NULL && cgw_ctx_new(&co, &m->ctx) == CGW_OK &&
         cgw__run_approver_new(m->ctx, m->a->approve, &m->approver) == CGW_OK &&

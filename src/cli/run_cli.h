@@ -20,6 +20,7 @@ typedef struct cgw__run_out {
     cgw__run_format_t format;
     bool multi;    /* --sessions > 1: jsonl lines get "session", text lines a "[K] " prefix */
     bool color;    /* stdout is a terminal: thinking dimmed, errors highlighted */
+    bool prompts;  /* approvals are asked on the terminal: the prompt says it all */
     cgw_buf_t tmp; /* scratch for one jsonl line */
 } cgw__run_out_t;
 

@@ -207,7 +207,7 @@ static void render_text(cgw__run_view_t *v, const json_t *ev)
         tool_use(v, ev, "");
     } else if (strcmp(type, "tool_result") == 0) {
         tool_result(v, ev, "");
-    } else if (strcmp(type, "tool_approval_request") == 0) {
+    } else if (strcmp(type, "tool_approval_request") == 0 && !v->out->prompts) {
         start_line(v);
         put_fmt(v, "? %s needs approval\n", cgw_json_str(ev, "tool_name", "?"));
     } else if (strcmp(type, "stream_retry") == 0) {

@@ -214,6 +214,26 @@ expect_rc 0
 grep -q 'not a terminal' "$ERR" || fail "no note about the terminal: $(cat "$ERR")"
 grep -q 'user_denied' "$OUT" || fail "not denied"
 
+CASE=approve-ask-tty
+# A terminal through script(1): the first request (echo) is approved, the second (greet)
+# denied; answers typed before the prompts wait in the terminal's line buffer.
+if command -v script > /dev/null; then
+    curl -s -X POST "$URL/_mock/reset" > /dev/null
+    set +e
+    (sleep 1; printf 'y\nn\n') | timeout 60 script -qec "'$BIN' run --prompt 'use the tools' \
+        --base-url $URL --mcp-config mcp.json --approve ask --output text" /dev/null > tty.out
+    RC=$?
+    set -e
+    expect_rc 0
+    grep -q 'Allow tool echo with input {"message":"ping"}?' tty.out || fail "no echo prompt"
+    grep -q 'Allow tool greet with input {"name":"Ada"}?' tty.out || fail "no greet prompt"
+    grep -Eq '← echo \[everything\] [0-9]+ ms: .*Echo: ping' tty.out || fail "echo not run"
+    grep -q 'greet \[local\] [0-9]* ms: user_denied' tty.out || fail "greet not denied"
+    grep -q $'\x1b\[2mthinking: ' tty.out || fail "thinking not dimmed on a terminal"
+else
+    echo "test_run_cli: script(1) missing, terminal approvals not tested" >&2
+fi
+
 CASE=approve-all
 curl -s -X POST "$URL/_mock/reset" > /dev/null
 run --prompt "use the tools" --base-url "$URL" --mcp-config mcp.json --approve all
