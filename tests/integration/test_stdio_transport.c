@@ -88,7 +88,8 @@ static void test_round_trip_garbage_and_cap(void **state)
     send_str(t, "not json at all\n");
     assert_true(wait_for(ctx, &r.bad_json, 1, 3000));
     char big[300];
-    snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"text\":\"%0200d\"}}\n", 0);
+    snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"text\":\"%0200d\"}}\n",
+             0);
     send_str(t, big);
     send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
     assert_true(wait_for(ctx, &r.messages, 2, 3000));
@@ -110,11 +111,11 @@ static void test_env_cwd_and_exit(void **state)
     cgw_ctx_t *ctx = cgw_test_ctx_new();
     rec_t r = {0};
     const char *env[] = {"CGW_T_A=from-config", "HOME=/overridden", NULL};
-    cgw__mcp_transport_t *t = spawn(
-        ctx, &r,
-        "printf '{\"a\":\"%s\",\"home\":\"%s\",\"cwd\":\"%s\",\"path\":%d}\\n' \"$CGW_T_A\" "
-        "\"$HOME\" \"$PWD\" ${#PATH}; exit 7",
-        env, "/tmp", 0, 0);
+    cgw__mcp_transport_t *t =
+        spawn(ctx, &r,
+              "printf '{\"a\":\"%s\",\"home\":\"%s\",\"cwd\":\"%s\",\"path\":%d}\\n' \"$CGW_T_A\" "
+              "\"$HOME\" \"$PWD\" ${#PATH}; exit 7",
+              env, "/tmp", 0, 0);
     assert_true(wait_for(ctx, &r.closed, 1, 3000));
     assert_int_equal(r.messages, 1); /* the last line is read before the exit is reported */
     assert_string_equal(json_string_value(json_object_get(r.last, "a")), "from-config");
@@ -127,6 +128,25 @@ static void test_env_cwd_and_exit(void **state)
     t->vt->free(t);
     json_decref(r.last);
     cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
+/* A child that is gone before the loop ever runs: its stderr must still be captured. */
+static void test_instant_exit_keeps_stderr(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        cgw_ctx_t *ctx = cgw_test_ctx_new();
+        rec_t r = {0};
+        cgw__mcp_transport_t *t =
+            spawn(ctx, &r, "echo 'fatal: no key' >&2; exit 3", NULL, NULL, 0, 0);
+        send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n");
+        assert_true(wait_for(ctx, &r.closed, 1, 3000));
+        assert_non_null(strstr(r.detail, "exited with status 3"));
+        assert_string_equal(t->vt->diag(t), "fatal: no key\n");
+        t->vt->free(t);
+        cgw_ctx_free(ctx);
+    }
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
@@ -205,6 +225,44 @@ static void test_stdout_closed_while_alive(void **state)
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
+/* 1 when `pid` still runs (a zombie waiting for its new parent does not count). */
+static int alive(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp != NULL && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+/* What a server starts in the background (npx and uvx wrappers do) dies with it. */
+static void test_grandchildren_killed(void **state)
+{
+    (void)state;
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    rec_t r = {0};
+    cgw__mcp_transport_t *t =
+        spawn(ctx, &r, "sleep 30 & printf '{\"bg\":%d}\\n' $!; exec cat", NULL, NULL, 0, 0);
+    assert_true(wait_for(ctx, &r.messages, 1, 3000));
+    long bg = (long)json_integer_value(json_object_get(r.last, "bg"));
+    assert_true(bg > 0 && alive(bg));
+    t->vt->free(t); /* cat exits on EOF; the group is killed when the leader is reaped */
+    for (int i = 0; i < 100 && alive(bg); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_false(alive(bg));
+    json_decref(r.last);
+    cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
 static void test_env_overlay(void **state)
 {
     (void)state;
@@ -228,9 +286,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_garbage_and_cap),
         cmocka_unit_test(test_env_cwd_and_exit),
+        cmocka_unit_test(test_instant_exit_keeps_stderr),
         cmocka_unit_test(test_spawn_failures),
         cmocka_unit_test(test_shutdown_ladder),
         cmocka_unit_test(test_stdout_closed_while_alive),
+        cmocka_unit_test(test_grandchildren_killed),
         cmocka_unit_test(test_env_overlay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

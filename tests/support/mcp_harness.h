@@ -12,8 +12,8 @@ typedef struct mcp_h {
     cgw_mcp_manager_t *mgr;
     int started;
     size_t n_ready, n_failed;
-    int tools_changed;      /* on_tools_changed count */
-    int restarting_seen;    /* a server went RESTARTING */
+    int tools_changed;             /* on_tools_changed count */
+    int restarting_seen;           /* a server went RESTARTING */
     size_t tools_while_restarting; /* advertised tools at that moment */
 } mcp_h_t;
 
@@ -39,6 +39,14 @@ void mcp_h_options(mcp_h_t *h, cgw_mcp_manager_options_t *opts);
 int mcp_h_start(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
                 int timeout_ms);
 
+/* The same with config options (allow-list, timeouts, ...; scopes are forced to inline). */
+int mcp_h_start_cfg(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
+                    const cgw_mcp_config_options_t *cfg_opts, int timeout_ms);
+
+/* Put this in cgw_mcp_call_options_t.progress to have the harness count progress
+ * notifications into mcp_h_call_t (the harness substitutes its own callback). */
+void mcp_h_count_progress(const cgw_mcp_progress_t *p, void *user);
+
 /* Starts a call and returns; *out is filled when it completes (out->done). */
 int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
                      const cgw_mcp_call_options_t *opts, mcp_h_call_t *out,
@@ -49,6 +57,9 @@ int mcp_h_call(mcp_h_t *h, const char *tool, const char *input_json,
 void mcp_h_call_clear(mcp_h_call_t *c);
 /* Text of result["text"] or "" */
 const char *mcp_h_text(const mcp_h_call_t *c);
+
+/* The entry called `name` in an array of tool definitions (borrowed), or NULL. */
+json_t *mcp_h_find_def(const json_t *defs, const char *name);
 
 /* Runs the loop for ms milliseconds. */
 void mcp_h_spin(mcp_h_t *h, int ms);

@@ -20,22 +20,25 @@ static void test_classify(void **state)
     (void)state;
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"roots/list\"}"),
                      CGW_RPC_REQUEST);
-    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"ping\",\"params\":{}}"),
-                     CGW_RPC_REQUEST);
-    assert_int_equal(kind_of("{\"method\":\"notifications/tools/list_changed\",\"jsonrpc\":\"2.0\"}"),
-                     CGW_RPC_NOTIFICATION);
+    assert_int_equal(
+        kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"ping\",\"params\":{}}"),
+        CGW_RPC_REQUEST);
+    assert_int_equal(
+        kind_of("{\"method\":\"notifications/tools/list_changed\",\"jsonrpc\":\"2.0\"}"),
+        CGW_RPC_NOTIFICATION);
     assert_int_equal(kind_of("{\"result\":{},\"jsonrpc\":\"2.0\",\"id\":3}"), CGW_RPC_RESULT);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32601,"
-                             "\"message\":\"x\"}}"), CGW_RPC_ERROR);
+                             "\"message\":\"x\"}}"),
+                     CGW_RPC_ERROR);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700}}"),
                      CGW_RPC_ERROR);
     /* Invalid ones. */
     const char *bad[] = {
-        "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]",              /* batch */
+        "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]", /* batch */
         "42",
-        "{\"id\":1,\"method\":\"x\"}",                             /* no jsonrpc */
+        "{\"id\":1,\"method\":\"x\"}", /* no jsonrpc */
         "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}",
-        "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}",      /* null request id */
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", /* null request id */
         "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}",
         "{\"jsonrpc\":\"2.0\",\"id\":true,\"result\":{}}",
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\"}",
@@ -65,6 +68,12 @@ static void test_write(void **state)
     assert_string_equal(b.data,
                         "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
                         "{\"k\":\"v\\n\"}}\n");
+    cgw_buf_reset(&b);
+    /* Negative and zero ids, a method that needs escaping. */
+    assert_int_equal(cgw__rpc_write_request(&b, -5, "we\"ird\n", NULL), CGW_OK);
+    assert_int_equal(cgw__rpc_write_request(&b, 0, "ping", NULL), CGW_OK);
+    assert_string_equal(b.data, "{\"jsonrpc\":\"2.0\",\"id\":-5,\"method\":\"we\\\"ird\\n\"}\n"
+                                "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"ping\"}\n");
     cgw_buf_reset(&b);
     assert_int_equal(cgw__rpc_write_notification(&b, "notifications/initialized", NULL), CGW_OK);
     assert_string_equal(b.data, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
