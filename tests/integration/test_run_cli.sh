@@ -108,6 +108,21 @@ ANTHROPIC_BASE_URL="$URL" run --prompt hi
 expect_rc 0
 grep -q '"type":"stream_complete"' "$OUT" || fail "ANTHROPIC_BASE_URL not used"
 
+CASE=mock-write-stamps
+# The mock option the benchmark's latency figure relies on: {{mock_write_us}} in a delta
+# becomes the wall-clock microsecond of that frame's write, before the client appended it.
+mock '{"turns": [{"content": [{"type": "text", "deltas": ["{{mock_write_us}} a", "b {{mock_write_us}}"]}]}]}'
+run --prompt hi --base-url "$URL"
+expect_rc 0
+check '
+const d = lines.filter((l) => l.event.type === "text_delta");
+assert(d.length === 2 && /^[0-9]{16} a$/.test(d[0].event.text) && /^b [0-9]{16}$/.test(d[1].event.text),
+       "stamped texts");
+for (const l of d) {
+    const us = Number(l.event.text.match(/[0-9]{16}/)[0]);
+    assert(us <= l.ts * 1e6 + 1 && l.ts * 1e6 - us < 5e6, "stamp before the append, and recent");
+}'
+
 CASE=jsonl-tools
 mock "$TOOLS_SCRIPT"
 run --prompt "use the tools" --base-url "$URL" --mcp-config mcp.json --system "Be brief."
