@@ -59,6 +59,7 @@ struct run_main {
     cgw__run_out_t out;
     session_t *sessions;
     int n_done, n_ok;
+    struct event *stdout_lost; /* activated when writing to stdout fails */
     bool mcp_started, interrupted;
 };
 
@@ -402,6 +403,15 @@ static void session_free(session_t *s)
     cgw__run_view_finish(&s->view);
 }
 
+static void cancel_all(run_main_t *m)
+{
+    for (int i = 0; i < m->a->sessions; i++) {
+        if (m->sessions[i].runner != NULL && cgw_runner_running(m->sessions[i].runner)) {
+            cgw_runner_cancel(m->sessions[i].runner);
+        }
+    }
+}
+
 /* SIGINT / SIGTERM: cancel every run; each ends with its error event and the loop stops. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -409,11 +419,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     run_main_t *m = arg;
     m->interrupted = true;
-    for (int i = 0; i < m->a->sessions; i++) {
-        if (m->sessions[i].runner != NULL && cgw_runner_running(m->sessions[i].runner)) {
-            cgw_runner_cancel(m->sessions[i].runner);
-        }
-    }
+    cancel_all(m);
+}
+
+/* stdout is gone (a closed pipe): nobody reads the events any more, so stop the runs (from the
+ * loop, not from inside the append that noticed). */
+static void on_stdout_lost(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cancel_all(arg);
+}
+
+static void stdout_lost(void *user)
+{
+    run_main_t *m = user;
+    event_active(m->stdout_lost, EV_TIMEOUT, 0);
 }
 
 static int run_sessions(run_main_t *m)
@@ -426,12 +447,13 @@ static int run_sessions(run_main_t *m)
         fprintf(stderr, "claude-gateway run: cannot install signal handlers\n");
     }
     int rc = CGW_OK, started = 0;
-    for (int i = 0; i < m->a->sessions && rc == CGW_OK; i++, started++) {
-        rc = session_start(m, &m->sessions[i], i + 1);
+    while (started < m->a->sessions && rc == CGW_OK) {
+        rc = session_start(m, &m->sessions[started], started + 1);
+        started += rc == CGW_OK;
     }
-    if (rc != CGW_OK) { /* the sessions already started still count: let them end */
-        m->n_done += m->a->sessions - started + 1;
-    }
+    /* After a failed start the sessions already running end normally; the others count as
+     * ended (and failed). */
+    m->n_done += m->a->sessions - started;
     while (m->n_done < m->a->sessions && cgw_ctx_run(m->ctx) == CGW_OK) {
     }
     if (sigint != NULL) {
@@ -443,7 +465,7 @@ static int run_sessions(run_main_t *m)
     if (m->interrupted) {
         return 130;
     }
-    return rc == CGW_OK && m->n_ok == m->a->sessions ? 0 : 1;
+    return rc == CGW_OK && m->n_ok == m->a->sessions && !m->out.lost ? 0 : 1;
 }
 
 static int run_main(run_main_t *m)
@@ -463,8 +485,11 @@ static int run_main(run_main_t *m)
     m->out.multi = m->a->sessions > 1;
     m->out.color = isatty(STDOUT_FILENO) == 1;
     m->out.prompts = m->a->approve == CGW_RUN_APPROVE_ASK && isatty(STDIN_FILENO) == 1;
+    m->out.on_lost = stdout_lost;
+    m->out.on_lost_user = m;
     m->sessions = cgw__calloc((size_t)m->a->sessions, sizeof(*m->sessions));
     if (m->sessions != NULL && cgw_ctx_new(&co, &m->ctx) == CGW_OK &&
+        (m->stdout_lost = event_new(cgw_ctx_base(m->ctx), -1, 0, on_stdout_lost, m)) != NULL &&
         cgw__run_approver_new(m->ctx, m->a->approve, &m->approver) == CGW_OK &&
         cgw_approvals_new(m->ctx, &m->approvals) == CGW_OK &&
         make_client(m) == CGW_OK && start_mcp(m) == CGW_OK) {
@@ -472,6 +497,9 @@ static int run_main(run_main_t *m)
     }
     for (int i = 0; m->sessions != NULL && i < m->a->sessions; i++) {
         session_free(&m->sessions[i]);
+    }
+    if (m->stdout_lost != NULL) {
+        event_free(m->stdout_lost);
     }
     cgw_approvals_free(m->approvals);
     cgw__run_approver_free(m->approver);
@@ -487,6 +515,9 @@ static int run_main(run_main_t *m)
 
 int cgw__cmd_run(int argc, char **argv)
 {
+    /* A reader that goes away shows up as a failed write (handled: the runs are stopped and
+     * the MCP servers shut down), not as a signal that would leave them running. */
+    signal(SIGPIPE, SIG_IGN);
     run_args_t a;
     memset(&a, 0, sizeof(a));
     int rc = parse_args(argc, argv, &a);

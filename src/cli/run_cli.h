@@ -22,6 +22,9 @@ typedef struct cgw__run_out {
     bool color;    /* stdout is a terminal: thinking dimmed, errors highlighted */
     bool prompts;  /* approvals are asked on the terminal: the prompt says it all */
     cgw_buf_t tmp; /* scratch for one jsonl line */
+    bool lost;     /* a write failed (closed pipe, full disk): nothing more is written */
+    void (*on_lost)(void *user); /* told once, from inside the append that failed */
+    void *on_lost_user;
 } cgw__run_out_t;
 
 /* What the text renderer remembers about one session. */

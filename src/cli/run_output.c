@@ -230,17 +230,26 @@ static void render_text(cgw__run_view_t *v, const json_t *ev)
 
 void cgw__run_render(cgw__run_view_t *v, const cgw_eventlog_entry_t *entry, const json_t *event)
 {
-    if (v->out->format == CGW_RUN_OUT_JSONL) {
+    cgw__run_out_t *o = v->out;
+    if (o->lost) {
+        return;
+    }
+    if (o->format == CGW_RUN_OUT_JSONL) {
         write_jsonl(v, entry);
     } else {
         render_text(v, event);
     }
-    fflush(v->out->fp);
+    if (fflush(o->fp) != 0 || ferror(o->fp)) {
+        o->lost = true;
+        if (o->on_lost != NULL) {
+            o->on_lost(o->on_lost_user);
+        }
+    }
 }
 
 void cgw__run_view_finish(cgw__run_view_t *v)
 {
-    if (v->out != NULL && v->out->format == CGW_RUN_OUT_TEXT) {
+    if (v->out != NULL && v->out->format == CGW_RUN_OUT_TEXT && !v->out->lost) {
         start_line(v);
         fflush(v->out->fp);
     }

@@ -281,6 +281,72 @@ check '
 const t = events.filter((e) => e.type === "text_delta").map((e) => e.text).join("");
 assert(t.startsWith("Stub response (no Anthropic credential configured). You asked: what is up"), t);'
 
+CASE=auth-token
+mock '{"when_exhausted": "repeat_last", "turns": [{"text": "ok"}]}'
+ANTHROPIC_API_KEY='' ANTHROPIC_AUTH_TOKEN=tok-123 run --prompt hi --base-url "$URL"
+expect_rc 0
+curl -s "$URL/_mock/requests" > reqs.json
+node -e '
+const h = JSON.parse(require("fs").readFileSync("reqs.json", "utf8"))[0].headers;
+const keys = Object.keys(h).map((k) => k.toLowerCase());
+if (!keys.includes("authorization") || keys.includes("x-api-key")) throw new Error(keys.join());
+' || fail "ANTHROPIC_AUTH_TOKEN not sent as Authorization"
+
+CASE=sigint-mid-stream
+# Two deltas, then the mock hangs: both lines are on stdout while the run is still going
+# (written as they happen), and SIGINT ends it with the cancelled error, exit 130.
+mock '{"turns": [{"text": "abcdef", "chunks": 3, "hang": 2}]}'
+"$BIN" run --prompt hi --base-url "$URL" > "$T/out" 2> "$T/err" &
+pid=$!
+for _ in $(seq 200); do
+    [ "$(wc -l < "$T/out")" -ge 2 ] && break
+    sleep 0.05
+done
+[ "$(wc -l < "$T/out")" = 2 ] || fail "the first deltas were not on stdout during the run"
+kill -INT "$pid"
+set +e
+wait "$pid"
+RC=$?
+set -e
+OUT=$T/out
+expect_rc 130
+check '
+const last = events[events.length - 1];
+assert(last.type === "error" && last.code === "cancelled", JSON.stringify(last));
+assert(events.filter((e) => e.type === "text_delta").map((e) => e.text).join("") === "abcd", "text");'
+
+CASE=stdout-closed
+# The reader goes away after one line: the runs are stopped at once, the MCP server is shut
+# down with them, and the exit status says the output was lost.
+MARK="cgw-run-cli-$$-$RANDOM"
+cat > mark.json <<JSON
+{"mcpServers": {"everything": {"command": "node", "env": {"CGW_RUN_MARK": "$MARK"},
+                               "args": ["$NPM/server-everything/dist/index.js"]}}}
+JSON
+mock '{"turns": [{"text": "0123456789012345678901234567890123456789", "chunks": 40, "delay_ms": 100}]}'
+start=$(date +%s%N)
+set +e
+"$BIN" run --prompt hi --base-url "$URL" --mcp-config mark.json 2> "$T/err" | head -n 1 > "$T/out"
+RC=${PIPESTATUS[0]}
+set -e
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+expect_rc 1
+[ "$elapsed_ms" -lt 3000 ] || fail "took $elapsed_ms ms: the run went on after stdout closed"
+grep -q '"type":"text_delta"' "$T/out" || fail "no first line"
+if grep -l "CGW_RUN_MARK=$MARK" /proc/[0-9]*/environ 2>/dev/null; then
+    fail "MCP server left running"
+fi
+
+CASE=sessions-text
+mock "$SESSIONS_SCRIPT"
+run --prompt "tools please" --base-url "$URL" --mcp-config mcp.json --sessions 3 --output text
+expect_rc 0
+for k in 1 2 3; do
+    grep -Eq "^\[$k\] ← greet \[local\] [0-9]+ ms: " "$OUT" || fail "session $k greet line"
+    grep -Eq "^\[$k\] — 2 turns, " "$OUT" || fail "session $k final line"
+done
+if grep -Ev '^\[[123]\] ' "$OUT"; then fail "a line without its session prefix"; fi
+
 CASE=bad-flags
 for args in "" "--prompt" "--prompt x --sessions 0" "--prompt x --sessions abc" \
     "--prompt x --max-turns 0" "--prompt x --max-turns 1x" "--prompt x --approve maybe" \
