@@ -65,30 +65,31 @@ struct run_main {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: claude-gateway run --prompt TEXT [options]\n\n"
-            "Runs the agent loop on one prompt and prints its events as they happen. The model\n"
-            "gets the tools of the configured MCP servers and a local tool `greet`.\n\n"
-            "  --prompt TEXT            the user message (required)\n"
-            "  --system TEXT            system prompt\n"
-            "  --model M                model (default claude-sonnet-4-6)\n"
-            "  --max-turns N            at most N model calls per run (default: no limit)\n"
-            "  --base-url URL           API root (default $ANTHROPIC_BASE_URL, else the API)\n"
-            "  --mcp-config FILE        also read the \"mcpServers\" of FILE (besides ~/.claude.json\n"
-            "                           and ./.mcp.json, as Claude Code does)\n"
-            "  --strict-mcp-config      read only --mcp-config FILE\n"
-            "  --allowed-servers a,b    start only these MCP servers\n"
-            "  --approve all|none|ask   run every tool (default), deny every tool, or ask on the\n"
-            "                           terminal (without a terminal on stdin: deny, with a note;\n"
-            "                           \"always\" holds for every session of this process)\n"
-            "  --output jsonl|text      one EventLog entry per line (default), or text for a person\n"
-            "  --sessions N             run N independent conversations concurrently (default 1);\n"
-            "                           jsonl lines then carry \"session\" (1..N)\n"
-            "  --log-level LEVEL        trace, debug, info, warn, error, off (default warn)\n\n"
-            "Credentials: $ANTHROPIC_API_KEY (x-api-key), else $ANTHROPIC_AUTH_TOKEN (Bearer).\n"
-            "Without one, the run answers with the stub text of the original.\n"
-            "Exit status: 0 when every run reached stream_complete, 1 otherwise, 2 on a usage or\n"
-            "configuration error, 130 when interrupted.\n");
+    fprintf(
+        out,
+        "usage: claude-gateway run --prompt TEXT [options]\n\n"
+        "Runs the agent loop on one prompt and prints its events as they happen. The model\n"
+        "gets the tools of the configured MCP servers and a local tool `greet`.\n\n"
+        "  --prompt TEXT            the user message (required)\n"
+        "  --system TEXT            system prompt\n"
+        "  --model M                model (default claude-sonnet-4-6)\n"
+        "  --max-turns N            at most N model calls per run (default: no limit)\n"
+        "  --base-url URL           API root (default $ANTHROPIC_BASE_URL, else the API)\n"
+        "  --mcp-config FILE        also read the \"mcpServers\" of FILE (besides ~/.claude.json\n"
+        "                           and ./.mcp.json, as Claude Code does)\n"
+        "  --strict-mcp-config      read only --mcp-config FILE\n"
+        "  --allowed-servers a,b    start only these MCP servers\n"
+        "  --approve all|none|ask   run every tool (default), deny every tool, or ask on the\n"
+        "                           terminal (without a terminal on stdin: deny, with a note;\n"
+        "                           \"always\" holds for every session of this process)\n"
+        "  --output jsonl|text      one EventLog entry per line (default), or text for a person\n"
+        "  --sessions N             run N independent conversations concurrently (default 1);\n"
+        "                           jsonl lines then carry \"session\" (1..N)\n"
+        "  --log-level LEVEL        trace, debug, info, warn, error, off (default warn)\n\n"
+        "Credentials: $ANTHROPIC_API_KEY (x-api-key), else $ANTHROPIC_AUTH_TOKEN (Bearer).\n"
+        "Without one, the run answers with the stub text of the original.\n"
+        "Exit status: 0 when every run reached stream_complete, 1 otherwise, 2 on a usage or\n"
+        "configuration error, 130 when interrupted.\n");
 }
 
 static int bad(const char *fmt, ...) CGW_PRINTF(1, 2);
@@ -154,18 +155,34 @@ static int parse_one(run_args_t *a, int c, const char *v)
     static const char *const formats[] = {"jsonl", "text", NULL};
     int n = 0, rc = -1;
     switch (c) {
-    case 'p': a->prompt = v; return -1;
-    case 's': a->system = v; return -1;
-    case 'm': a->model = v; return -1;
-    case 'b': a->base_url = v; return -1;
-    case 'c': a->mcp_config = v; return -1;
-    case 'S': a->strict = true; return -1;
-    case 'l': a->log_level = v; return -1;
-    case 'A': return split_allowed(a, v);
+    case 'p':
+        a->prompt = v;
+        return -1;
+    case 's':
+        a->system = v;
+        return -1;
+    case 'm':
+        a->model = v;
+        return -1;
+    case 'b':
+        a->base_url = v;
+        return -1;
+    case 'c':
+        a->mcp_config = v;
+        return -1;
+    case 'S':
+        a->strict = true;
+        return -1;
+    case 'l':
+        a->log_level = v;
+        return -1;
+    case 'A':
+        return split_allowed(a, v);
     case 't':
         return parse_int(v, 1, INT_MAX, &a->max_turns) ? -1
-                                                        : bad("--max-turns: '%s' is not a "
-                                                              "whole number >= 1", v);
+                                                       : bad("--max-turns: '%s' is not a "
+                                                             "whole number >= 1",
+                                                             v);
     case 'n':
         return parse_int(v, 1, MAX_SESSIONS, &a->sessions)
                    ? -1
@@ -178,8 +195,12 @@ static int parse_one(run_args_t *a, int c, const char *v)
         rc = parse_choice("--output", v, formats, &n);
         a->format = (cgw__run_format_t)n;
         return rc;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'h':
+        usage(stdout);
+        return 0;
+    default:
+        usage(stderr);
+        return 2;
     }
 }
 
@@ -245,8 +266,8 @@ static int load_mcp_config(const run_args_t *a, cgw_mcp_config_t **cfg)
     cgw_error_clear(&err);
     int rc = cgw_mcp_config_load(&o, cfg, &err);
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway run: %s\n", err.message[0] ? err.message
-                                                                  : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway run: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -287,8 +308,8 @@ static int start_mcp(run_main_t *m)
         rc = cgw_ctx_run(m->ctx);
     }
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway run: MCP: %s\n", err.message[0] ? err.message
-                                                                       : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway run: MCP: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -312,8 +333,8 @@ static int make_client(run_main_t *m)
         return CGW_OK;
     }
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway run: %s\n", err.message[0] ? err.message
-                                                                  : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway run: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -349,8 +370,11 @@ static void on_run_done(cgw_runner_t *runner, const cgw_run_result_t *result, vo
 static int session_start(run_main_t *m, session_t *s, int index)
 {
     static const cgw_tool_def_t greet_def = {
-        "greet", "Greet someone",
-        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}", NULL, greet,
+        "greet",
+        "Greet someone",
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}",
+        NULL,
+        greet,
         NULL};
     char sid[32];
     snprintf(sid, sizeof(sid), "run-%d", index);
@@ -491,8 +515,8 @@ static int run_main(run_main_t *m)
     if (m->sessions != NULL && cgw_ctx_new(&co, &m->ctx) == CGW_OK &&
         (m->stdout_lost = event_new(cgw_ctx_base(m->ctx), -1, 0, on_stdout_lost, m)) != NULL &&
         cgw__run_approver_new(m->ctx, m->a->approve, &m->approver) == CGW_OK &&
-        cgw_approvals_new(m->ctx, &m->approvals) == CGW_OK &&
-        make_client(m) == CGW_OK && start_mcp(m) == CGW_OK) {
+        cgw_approvals_new(m->ctx, &m->approvals) == CGW_OK && make_client(m) == CGW_OK &&
+        start_mcp(m) == CGW_OK) {
         status = run_sessions(m);
     }
     for (int i = 0; m->sessions != NULL && i < m->a->sessions; i++) {

@@ -153,8 +153,9 @@ static void tool_result(cgw__run_view_t *v, const json_t *ev, const char *tag)
     if (is_error) {
         color(v, RED);
     }
-    put_fmt(v, "%s%s %s [%s] %lld ms: ", tag, is_error ? "✗" : "←", cgw_json_str(ev, "tool_name", "?"),
-            server_of(ev), (long long)cgw_json_int(ev, "duration_ms", 0));
+    put_fmt(v, "%s%s %s [%s] %lld ms: ", tag, is_error ? "✗" : "←",
+            cgw_json_str(ev, "tool_name", "?"), server_of(ev),
+            (long long)cgw_json_int(ev, "duration_ms", 0));
     if (json_is_object(err)) {
         put_fmt(v, "%s: %.200s", cgw_json_str(err, "code", "error"),
                 cgw_json_str(err, "message", ""));
