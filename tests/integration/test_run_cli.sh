@@ -175,6 +175,20 @@ grep -Eq '^— 2 turns, 300 input \+ 30 output tokens \(cache: 50 read, 0 writte
     fail "final line: $(tail -1 "$OUT")"
 if grep -q $'\x1b' "$OUT"; then fail "ANSI codes without a terminal"; fi
 
+CASE=text-retry-long-result
+# A 529 first (retried: one line says so), then a tool whose result is cut to one short line.
+LONG=$(printf 'x%.0s' $(seq 150))
+mock '{"turns": [
+ {"status": 529, "headers": {"retry-after-ms": "5", "retry-after": null}},
+ {"content": [{"type": "tool_use", "name": "echo", "input": {"message": "'"$LONG"'"}}]},
+ {"text": "done"}]}'
+run --prompt hi --base-url "$URL" --mcp-config mcp.json --output text
+expect_rc 0
+grep -q '^↻ retrying (attempt 1): ' "$OUT" || fail "no retry line: $(cat "$OUT")"
+grep -Eq '^← echo \[everything\] [0-9]+ ms: \{"text":"Echo: xxxx+…$' "$OUT" || fail "long result line"
+[ "$(grep '^← echo' "$OUT" | wc -c)" -lt 160 ] || fail "result line not cut"
+grep -q '^→ echo \[everything\] {"message":"xxx*…$' "$OUT" || fail "long input line"
+
 CASE=sessions
 mock "$SESSIONS_SCRIPT"
 run --prompt "tools please" --base-url "$URL" --mcp-config mcp.json --sessions 5
