@@ -121,7 +121,7 @@ static int split_allowed(run_args_t *a, const char *list)
 {
     cgw_free(a->allowed_copy);
     if ((a->allowed_copy = cgw__strdup(list)) == NULL) {
-        return bad("%s", "out of memory");
+        return bad("out of memory");
     }
     a->n_allowed = 0;
     a->has_allowed = true;
@@ -129,7 +129,7 @@ static int split_allowed(run_args_t *a, const char *list)
     for (char *t = strtok_r(a->allowed_copy, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
         if (a->n_allowed == MAX_ALLOWED) {
-            return bad("--allowed-servers: more than %s names", "64");
+            return bad("--allowed-servers: more than %d names", MAX_ALLOWED);
         }
         a->allowed[a->n_allowed++] = t;
     }
@@ -179,14 +179,15 @@ static int parse_one(run_args_t *a, int c, const char *v)
     case 'A':
         return split_allowed(a, v);
     case 't':
-        return parse_int(v, 1, INT_MAX, &a->max_turns) ? -1
-                                                       : bad("--max-turns: '%s' is not a "
-                                                             "whole number >= 1",
-                                                             v);
+        if (!parse_int(v, 1, INT_MAX, &a->max_turns)) {
+            return bad("--max-turns: '%s' is not a whole number >= 1", v);
+        }
+        return -1;
     case 'n':
-        return parse_int(v, 1, MAX_SESSIONS, &a->sessions)
-                   ? -1
-                   : bad("--sessions: '%s' is not a whole number from 1 to 100000", v);
+        if (!parse_int(v, 1, MAX_SESSIONS, &a->sessions)) {
+            return bad("--sessions: '%s' is not a whole number from 1 to 100000", v);
+        }
+        return -1;
     case 'a':
         rc = parse_choice("--approve", v, approve, &n);
         a->approve = (cgw__run_approve_t)n;

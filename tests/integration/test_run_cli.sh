@@ -287,6 +287,16 @@ check '
 const er = events.find((e) => e.type === "tool_result" && e.tool_call_id === "toolu_echo");
 assert(er && er.is_error && er.error.code === "unknown_tool", "echo must be unknown");'
 
+CASE=failed-server
+# A server that cannot start is reported on stderr and left out; the run goes on.
+cat > broken.json <<'JSON'
+{"mcpServers": {"broken": {"command": "sh", "args": ["-c", "echo 'no key' >&2; exit 3"]}}}
+JSON
+mock '{"when_exhausted": "repeat_last", "turns": [{"text": "fine"}]}'
+run --prompt hi --base-url "$URL" --mcp-config broken.json --strict-mcp-config
+expect_rc 0
+grep -q 'MCP server broken: .*(its tools are left out)' "$ERR" || fail "no report: $(cat "$ERR")"
+
 CASE=stub
 run_stub() { ANTHROPIC_API_KEY='' ANTHROPIC_AUTH_TOKEN='' run "$@"; }
 run_stub --prompt "what is up" --base-url "$URL"
