@@ -250,7 +250,7 @@ CASE=approve-ask-no-tty
 curl -s -X POST "$URL/_mock/reset" > /dev/null
 run --prompt "use the tools" --base-url "$URL" --mcp-config mcp.json --approve ask --output text
 expect_rc 0
-grep -q 'not a terminal' "$ERR" || fail "no note about the terminal: $(cat "$ERR")"
+[ "$(grep -c 'not a terminal' "$ERR")" = 1 ] || fail "not one note about the terminal: $(cat "$ERR")"
 grep -q 'user_denied' "$OUT" || fail "not denied"
 
 CASE=approve-ask-tty
