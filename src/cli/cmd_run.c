@@ -298,8 +298,9 @@ static int start_mcp(run_main_t *m)
     cgw_mcp_manager_options_t mo;
     cgw_mcp_manager_options_init(&mo);
     mo.config = m->mcp_cfg;
-    /* The run is over when the servers are stopped: a server that ignores the end of its stdin
-     * (server-everything's timers keep it alive at times) gets SIGTERM after 300 ms, not 2 s. */
+    /* The run is over once the servers are stopped: one that ignores the end of its stdin
+     * (server-everything does, when the client declared roots) gets SIGTERM after 300 ms
+     * rather than 2 s. */
     mo.term_grace_ms = 300;
     cgw_error_t err;
     cgw_error_clear(&err);
