@@ -393,6 +393,8 @@ for args in "" "--prompt" "--prompt x --sessions 0" "--prompt x --sessions abc" 
     [ -s "$ERR" ] || fail "'$args' printed no reason"
     [ ! -s "$OUT" ] || fail "'$args' wrote to stdout"
 done
+run --prompt x --allowed-servers "$(seq -s, 1 65)"
+[ "$RC" = 2 ] && grep -q 'more than 64 names' "$ERR" || fail "65 allowed servers: exit $RC"
 run --help
 [ "$RC" = 0 ] && grep -q -- '--sessions N' "$OUT" || fail "--help"
 
