@@ -42,7 +42,6 @@ typedef struct session {
     cgw_dispatcher_t *dispatcher;
     cgw_conversation_t *conv;
     cgw_runner_t *runner;
-    bool done;
 } session_t;
 
 struct run_main {
@@ -362,7 +361,6 @@ static void on_run_done(cgw_runner_t *runner, const cgw_run_result_t *result, vo
 {
     (void)runner;
     session_t *s = user;
-    s->done = true;
     s->m->n_ok += result->code == CGW_OK;
     if (++s->m->n_done == s->m->a->sessions) {
         cgw_ctx_stop(s->m->ctx);
@@ -372,12 +370,12 @@ static void on_run_done(cgw_runner_t *runner, const cgw_run_result_t *result, vo
 static int session_start(run_main_t *m, session_t *s, int index)
 {
     static const cgw_tool_def_t greet_def = {
-        "greet",
-        "Greet someone",
-        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}",
-        NULL,
-        greet,
-        NULL};
+        .name = "greet",
+        .description = "Greet someone",
+        .input_schema_json =
+            "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}",
+        .sync_handler = greet,
+    };
     char sid[32];
     snprintf(sid, sizeof(sid), "run-%d", index);
     s->m = m;
