@@ -13,5 +13,6 @@
 #include "cgw/eventlog.h"
 #include "cgw/mcp_config.h"
 #include "cgw/mcp_tools.h"
+#include "cgw/store.h"
 
 #endif

@@ -60,7 +60,9 @@ extern "C" {
     XX(ETRUNCATED, -1017, "input ended early")                                                     \
     XX(ESTORE, -1018, "store error")                                                               \
     XX(EINTERNAL, -1019, "internal error")                                                         \
-    XX(EUSAGE, -1020, "invalid usage")
+    XX(EUSAGE, -1020, "invalid usage")                                                             \
+    XX(ESEQ, -1700, "event out of sequence")                                                       \
+    XX(ECORRUPT, -1701, "store corrupt or not a database")
 
 enum cgw_err {
     CGW_OK = 0,
