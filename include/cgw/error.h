@@ -62,7 +62,8 @@ extern "C" {
     XX(EINTERNAL, -1019, "internal error")                                                         \
     XX(EUSAGE, -1020, "invalid usage")                                                             \
     XX(ESEQ, -1700, "event out of sequence")                                                       \
-    XX(ECORRUPT, -1701, "store corrupt or not a database")
+    XX(ECORRUPT, -1701, "store corrupt or not a database")                                         \
+    XX(EEXPIRED, -1800, "expired")
 
 enum cgw_err {
     CGW_OK = 0,

@@ -4,5 +4,7 @@
 #define CGW_CLI_H
 
 int cgw__cmd_version(int argc, char **argv);
+int cgw__cmd_mock_api(int argc, char **argv);
+int cgw__cmd_tools(int argc, char **argv);
 
 #endif

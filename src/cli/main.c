@@ -13,6 +13,8 @@ struct command {
 
 static const struct command commands[] = {
     {"version", cgw__cmd_version, "print the version and exit"},
+    {"mock-api", cgw__cmd_mock_api, "run a scripted Anthropic-compatible API server"},
+    {"tools", cgw__cmd_tools, "start the MCP servers and list their tools"},
 };
 
 static void usage(FILE *out)

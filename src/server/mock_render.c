@@ -1,0 +1,306 @@
+/* Rendering a mock turn into what goes on the wire: the SSE frames of a streamed answer (with
+ * the pause before each one and where a fault cuts it short), or the Message JSON of a
+ * non-streamed one. The event shapes are those of anthropic-protocol.md §4.3. */
+#include <string.h>
+#include <strings.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "server/mock_script.h"
+
+static const struct {
+    int status;
+    const char *type;
+    const char *message;
+} error_defaults[] = {
+    {400, "invalid_request_error", "Invalid request"},
+    {401, "authentication_error", "invalid x-api-key"},
+    {402, "billing_error", "Your credit balance is too low to access the Anthropic API."},
+    {403, "permission_error", "Your API key does not have permission to use the specified "
+                              "resource."},
+    {404, "not_found_error", "Not found"},
+    {408, "timeout_error", "Request timed out"},
+    {409, "conflict_error", "Conflict"},
+    {413, "request_too_large", "Request exceeds the maximum allowed number of bytes."},
+    {429, "rate_limit_error", "This request would exceed the rate limit for your organization. "
+                              "Please try again later."},
+    {500, "api_error", "Internal server error"},
+    {504, "timeout_error", "Request timed out"},
+    {529, "overloaded_error", "Overloaded"},
+};
+
+#define NDEFAULTS (sizeof(error_defaults) / sizeof(error_defaults[0]))
+
+const char *cgw__mock_default_error_type(int status)
+{
+    for (size_t i = 0; i < NDEFAULTS; i++) {
+        if (error_defaults[i].status == status) {
+            return error_defaults[i].type;
+        }
+    }
+    return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+const char *cgw__mock_default_error_message(int status)
+{
+    for (size_t i = 0; i < NDEFAULTS; i++) {
+        if (error_defaults[i].status == status) {
+            return error_defaults[i].message;
+        }
+    }
+    return status >= 500 ? "Internal server error" : "Invalid request";
+}
+
+int cgw__mock_error_status(const char *type)
+{
+    /* 500 maps back to api_error and 504 is the only other timeout, so the first match wins. */
+    for (size_t i = 0; i < NDEFAULTS; i++) {
+        if (strcmp(error_defaults[i].type, type) == 0 && error_defaults[i].status != 408) {
+            return error_defaults[i].status;
+        }
+    }
+    return 500;
+}
+
+/* ---- streamed answers -------------------------------------------------------------------- */
+
+struct planner {
+    cgw__mock_plan_t *plan;
+    size_t cap;
+    int deltas;      /* content_block_delta frames so far */
+    long cutoff;     /* frames to keep when a fault fires, -1 while unknown */
+    cgw__mock_at_t at;
+};
+
+static int add_frame(struct planner *pl, const char *event, const json_t *data, int delay_ms)
+{
+    cgw__mock_plan_t *p = pl->plan;
+    if (p->nframes == pl->cap) {
+        size_t ncap = pl->cap ? 2 * pl->cap : 16;
+        cgw__mock_frame_t *nf = cgw__realloc(p->frames, ncap * sizeof(*nf));
+        if (nf == NULL) {
+            return CGW_ENOMEM;
+        }
+        p->frames = nf;
+        pl->cap = ncap;
+    }
+    cgw_buf_t b = CGW_BUF_INIT;
+    int rc = cgw_buf_appendf(&b, "event: %s\ndata: ", event);
+    rc = rc == CGW_OK ? cgw_json_dump_buf(data, &b) : rc;
+    rc = rc == CGW_OK ? cgw_buf_append(&b, "\n\n", 2) : rc;
+    if (rc != CGW_OK) {
+        cgw_buf_free(&b);
+        return rc;
+    }
+    cgw__mock_frame_t *f = &p->frames[p->nframes++];
+    f->len = b.len;
+    f->bytes = cgw_buf_steal(&b, NULL);
+    f->delay_ms = delay_ms;
+    return CGW_OK;
+}
+
+/* Adds a frame and steals `data`. */
+static int add_new(struct planner *pl, const char *event, json_t *data, int delay_ms)
+{
+    int rc = data != NULL ? add_frame(pl, event, data, delay_ms) : CGW_ENOMEM;
+    json_decref(data);
+    return rc;
+}
+
+static int add_delta(struct planner *pl, size_t index, json_t *delta, int delay_ms)
+{
+    int rc = add_new(pl, "content_block_delta",
+                     json_pack("{s:s,s:I,s:o}", "type", "content_block_delta", "index",
+                               (json_int_t)index, "delta", delta),
+                     delay_ms);
+    if (++pl->deltas == pl->at.deltas && pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
+        pl->cutoff = (long)pl->plan->nframes;
+    }
+    return rc;
+}
+
+static int add_block(struct planner *pl, const cgw__mock_turn_t *t, size_t index)
+{
+    const cgw__mock_block_t *b = &t->blocks[index];
+    int delay = b->delay_ms >= 0 ? b->delay_ms : t->delay_ms;
+    int rc = add_new(pl, "content_block_start",
+                     json_pack("{s:s,s:I,s:O}", "type", "content_block_start", "index",
+                               (json_int_t)index, "content_block", b->start),
+                     0);
+    size_t i;
+    const json_t *piece;
+    json_array_foreach (b->deltas, i, piece) {
+        if (rc == CGW_OK) {
+            rc = add_delta(pl, index,
+                           json_pack("{s:s,s:O}", "type", b->delta_type, b->delta_key, piece),
+                           delay);
+        }
+    }
+    const char *sig = cgw_json_str(b->final, "signature", NULL);
+    if (rc == CGW_OK && sig != NULL && strcmp(b->delta_type, "thinking_delta") == 0) {
+        rc = add_delta(pl, index, json_pack("{s:s,s:s}", "type", "signature_delta",
+                                            "signature", sig),
+                       delay);
+    }
+    if (rc == CGW_OK) {
+        rc = add_new(pl, "content_block_stop",
+                     json_pack("{s:s,s:I}", "type", "content_block_stop", "index",
+                               (json_int_t)index),
+                     0);
+    }
+    return rc;
+}
+
+static json_t *start_usage(const json_t *usage)
+{
+    json_t *u = json_deep_copy(usage);
+    if (u != NULL) {
+        json_object_set_new(u, "output_tokens", json_integer(1));
+    }
+    return u;
+}
+
+static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const char *model,
+                        const char *msg_id)
+{
+    int rc = add_new(
+        pl, "message_start",
+        json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:o}}", "type", "message_start",
+                  "message", "id", t->id != NULL ? t->id : msg_id, "type", "message", "role",
+                  "assistant", "model", t->model != NULL ? t->model : model, "content",
+                  "stop_reason", "stop_sequence", "usage", start_usage(t->usage)),
+        0);
+    if (rc == CGW_OK && t->ping) {
+        rc = add_new(pl, "ping", json_pack("{s:s}", "type", "ping"), 0);
+    }
+    if (pl->at.kind == CGW_MOCK_AT_DELTAS && pl->at.deltas == 0) {
+        pl->cutoff = (long)pl->plan->nframes;
+    }
+    for (size_t i = 0; rc == CGW_OK && i < t->nblocks; i++) {
+        rc = add_block(pl, t, i);
+    }
+    if (pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
+        pl->cutoff = (long)pl->plan->nframes; /* more deltas asked than the turn has */
+    }
+    if (rc == CGW_OK) {
+        rc = add_new(pl, "message_delta",
+                     json_pack("{s:s,s:{s:O,s:O},s:O}", "type", "message_delta", "delta",
+                               "stop_reason", t->stop_reason, "stop_sequence", t->stop_sequence,
+                               "usage", t->usage),
+                     0);
+    }
+    return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"),
+                                  0)
+                        : rc;
+}
+
+static int plan_replay(struct planner *pl, const cgw__mock_turn_t *t)
+{
+    const cgw__mock_capture_t *c = t->replay;
+    size_t *ends = NULL;
+    long n = cgw__mock_sse_frames(c->body, c->body_len, &ends);
+    cgw__mock_plan_t *p = pl->plan;
+    if (n < 0 || (n > 0 && (p->frames = cgw__calloc((size_t)n, sizeof(*p->frames))) == NULL)) {
+        cgw_free(ends);
+        return CGW_ENOMEM;
+    }
+    pl->cap = (size_t)n;
+    size_t start = 0;
+    for (long i = 0; i < n; i++) {
+        cgw__mock_frame_t *f = &p->frames[p->nframes];
+        f->len = ends[i] - start;
+        f->bytes = cgw__memdup(c->body + start, f->len);
+        f->delay_ms = i > 0 ? t->delay_ms : 0;
+        if (f->bytes == NULL) {
+            cgw_free(ends);
+            return CGW_ENOMEM;
+        }
+        p->nframes++;
+        start = ends[i];
+    }
+    cgw_free(ends);
+    if (c->status != 0) {
+        p->status = c->status;
+        json_array_extend(p->headers, c->headers);
+    }
+    return CGW_OK;
+}
+
+static void apply_fault(struct planner *pl, const cgw__mock_turn_t *t, int *rc)
+{
+    cgw__mock_plan_t *p = pl->plan;
+    if (pl->at.kind == CGW_MOCK_AT_NONE || *rc != CGW_OK) {
+        return;
+    }
+    size_t keep = pl->at.kind == CGW_MOCK_AT_DELTAS ? (size_t)pl->cutoff : 0;
+    p->before_headers = pl->at.kind == CGW_MOCK_AT_REQUEST;
+    for (size_t i = keep; i < p->nframes; i++) {
+        cgw_free(p->frames[i].bytes);
+    }
+    p->nframes = keep < p->nframes ? keep : p->nframes;
+    if (t->error_at.kind != CGW_MOCK_AT_NONE) {
+        /* The API's mid-stream error; the reply then ends normally. */
+        *rc = add_new(pl, "error",
+                      json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+                                t->error_type, "message", t->error_message),
+                      t->delay_ms);
+    } else {
+        p->end = t->hang_at.kind != CGW_MOCK_AT_NONE ? CGW_MOCK_END_HANG : CGW_MOCK_END_CUT;
+    }
+}
+
+int cgw__mock_plan_stream(const cgw__mock_turn_t *t, const char *model, const char *msg_id,
+                          cgw__mock_plan_t **out)
+{
+    cgw__mock_plan_t *p = cgw__calloc(1, sizeof(*p));
+    if (p == NULL || (p->headers = json_array()) == NULL) {
+        cgw_free(p);
+        return CGW_ENOMEM;
+    }
+    p->status = 200;
+    struct planner pl = {p, 0, 0, -1, {CGW_MOCK_AT_NONE, 0}};
+    pl.at = t->error_at.kind ? t->error_at : t->hang_at.kind ? t->hang_at : t->cut_at;
+    int rc = t->replay != NULL ? plan_replay(&pl, t) : plan_message(&pl, t, model, msg_id);
+    apply_fault(&pl, t, &rc);
+    const char *k;
+    json_t *v;
+    json_object_foreach (t->headers, k, v) {
+        if (rc == CGW_OK && json_is_string(v)) {
+            rc = json_array_append_new(p->headers, json_pack("[s,O]", k, v)) == 0 ? CGW_OK
+                                                                                  : CGW_ENOMEM;
+        }
+    }
+    if (rc != CGW_OK) {
+        cgw__mock_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return CGW_OK;
+}
+
+void cgw__mock_plan_free(cgw__mock_plan_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < p->nframes; i++) {
+        cgw_free(p->frames[i].bytes);
+    }
+    cgw_free(p->frames);
+    json_decref(p->headers);
+    cgw_free(p);
+}
+
+json_t *cgw__mock_turn_message(const cgw__mock_turn_t *t, const char *model, const char *msg_id)
+{
+    json_t *content = json_array();
+    for (size_t i = 0; content != NULL && i < t->nblocks; i++) {
+        json_array_append(content, t->blocks[i].final);
+    }
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id",
+                     t->id != NULL ? t->id : msg_id, "type", "message", "role", "assistant",
+                     "model", t->model != NULL ? t->model : model, "content", content,
+                     "stop_reason", t->stop_reason, "stop_sequence", t->stop_sequence, "usage",
+                     t->usage);
+}
