@@ -12,6 +12,9 @@
  *      bytes; baseline: the same bare json_loadb per event plus one json_loadb of the final
  *      1 MiB input.
  *
+ *   1b. the same deltas with their fields in another order, which the fast path declines: the
+ *      cost of the general path, i.e. of any event shape the API does not usually send.
+ *
  * Usage: bench_msg_accum [text_deltas] [repeats]   (defaults 200000 and 5; best run kept)
  */
 #include <stdio.h>
@@ -48,8 +51,11 @@ static const char MSG_END[] =
     "\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":999}}\n\n"
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
-/* Builds the stream; `payloads` receives each delta's data line (for the baseline). */
-static void build_text_stream(size_t n, cgw_buf_t *sse, cgw_buf_t *payloads, size_t *plen)
+/* Builds the stream; `payloads` receives each delta's data line (for the baseline). With
+ * `reordered`, "index" comes after "delta": valid, but not the API's exact shape, so every
+ * delta takes the general jansson path instead of the fast one. */
+static void build_text_stream(size_t n, bool reordered, cgw_buf_t *sse, cgw_buf_t *payloads,
+                              size_t *plen)
 {
     /* 150 bytes of text with an escaped newline and quote, like real model output */
     static const char text[] = "The quick brown fox jumps over the lazy dog, then \\\"rests\\\" "
@@ -60,8 +66,13 @@ static void build_text_stream(size_t n, cgw_buf_t *sse, cgw_buf_t *payloads, siz
                             "\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
     for (size_t i = 0; i < n; i++) {
         size_t before = payloads->len;
-        cgw_buf_appendf(payloads, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                                  "{\"type\":\"text_delta\",\"text\":\"%s\"}}", text);
+        if (reordered) {
+            cgw_buf_appendf(payloads, "{\"type\":\"content_block_delta\",\"delta\":{\"type\":"
+                                      "\"text_delta\",\"text\":\"%s\"},\"index\":0}", text);
+        } else {
+            cgw_buf_appendf(payloads, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                      "{\"type\":\"text_delta\",\"text\":\"%s\"}}", text);
+        }
         *plen = payloads->len - before;
         cgw_buf_append_str(sse, "event: content_block_delta\ndata: ");
         cgw_buf_append(sse, payloads->data + before, *plen);
@@ -129,11 +140,11 @@ static double run_bare(const cgw_buf_t *payloads, size_t n, size_t plen)
     return now_s() - t0;
 }
 
-static void bench_text(size_t n, int repeats)
+static void bench_text(size_t n, int repeats, bool reordered)
 {
     cgw_buf_t sse = CGW_BUF_INIT, payloads = CGW_BUF_INIT;
     size_t plen = 0, forwarded = 0;
-    build_text_stream(n, &sse, &payloads, &plen);
+    build_text_stream(n, reordered, &sse, &payloads, &plen);
     double best = 1e9, base = 1e9;
     for (int r = 0; r < repeats; r++) {
         double t = run_stream(&sse, &forwarded);
@@ -141,7 +152,8 @@ static void bench_text(size_t n, int repeats)
         t = run_bare(&payloads, n, plen);
         base = t < base ? t : base;
     }
-    printf("text deltas: %zu events of %zu bytes (150 B of text), %.1f MB of SSE\n", n, plen,
+    printf("text deltas%s: %zu events of %zu bytes (150 B of text), %.1f MB of SSE\n",
+           reordered ? " (fields reordered: general path)" : " (API shape: fast path)", n, plen,
            (double)sse.len / 1e6);
     printf("  parse+decode+accumulate: %.3f us/delta  (%.1f MB/s of SSE)\n", best * 1e6 / (double)n,
            (double)sse.len / best / 1e6);
@@ -240,7 +252,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_msg_accum [text_deltas] [repeats]\n");
         return 2;
     }
-    bench_text(n, repeats);
+    bench_text(n, repeats, false);
+    bench_text(n, repeats, true);
     bench_tool(repeats);
     return 0;
 }

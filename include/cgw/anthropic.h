@@ -292,7 +292,7 @@ CGW_EXTERN void cgw_anthropic_call_free(cgw_anthropic_call_t *call);
 CGW_EXTERN int64_t cgw_anthropic_backoff_ms(int retries_done, double random01);
 
 /** The server-requested wait from retry-after-ms / retry-after header values (either may be
- *  NULL), in ms, or -1 when absent, unparsable, <= 0 or above 60 s (then backoff applies).
+ *  NULL), in ms rounded up; -1 when absent, unparsable, <= 0 or above 60 s (backoff then).
  *  `now` is the current Unix time, used for HTTP-date values. */
 CGW_EXTERN int64_t cgw_anthropic_retry_after_ms(const char *retry_after_ms, const char *retry_after,
                                                 int64_t now);

@@ -71,7 +71,7 @@ static int64_t within_cap(double ms)
     if (isnan(ms) || ms <= 0 || ms > CGW_RETRY_AFTER_MAX_MS) {
         return -1;
     }
-    return (int64_t)ms;
+    return (int64_t)ceil(ms); /* 0.4 ms is a (tiny) wait, not "none" */
 }
 
 int64_t cgw_anthropic_retry_after_ms(const char *retry_after_ms, const char *retry_after,

@@ -41,8 +41,7 @@ static int split_listen(const char *listen, char *host, size_t cap, int *port)
     return CGW_OK;
 }
 
-int cgw__http_bind(struct evhttp *http, const char *listen, char *out, size_t cap,
-                   cgw_error_t *err)
+int cgw__http_bind(struct evhttp *http, const char *listen, char *out, size_t cap, cgw_error_t *err)
 {
     char host[256];
     int port = 0;
@@ -73,34 +72,42 @@ int cgw__http_bind(struct evhttp *http, const char *listen, char *out, size_t ca
     return CGW_OK;
 }
 
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {413, "Payload Too Large"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {529, "Overloaded"}, /* Anthropic's, not IANA's */
+};
+
 const char *cgw__http_reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 529: return "Overloaded";
-    default: return status < 400 ? "OK" : "Error";
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status) {
+            return reasons[i].reason;
+        }
     }
+    return status < 400 ? "OK" : "Error";
 }
 
 void cgw__http_request_id(char out[CGW_HTTP_REQUEST_ID_LEN])
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     unsigned char rnd[24];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         /* getrandom on Linux does not fail for 24 bytes once the pool is ready; this fallback
@@ -156,15 +163,14 @@ void cgw__http_reply_json(struct evhttp_request *req, int status, const json_t *
 {
     size_t len = 0;
     char *s = cgw_json_dump(body, &len);
-    cgw__http_reply_raw(req, status, "application/json", s != NULL ? s : "{}",
-                        s != NULL ? len : 2);
+    cgw__http_reply_raw(req, status, "application/json", s != NULL ? s : "{}", s != NULL ? len : 2);
     cgw_free(s);
 }
 
 json_t *cgw__http_error_json(const char *type, const char *message, const char *request_id)
 {
-    json_t *e = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", type, "message",
-                          message);
+    json_t *e =
+        json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", type, "message", message);
     if (e != NULL && request_id != NULL) {
         json_object_set_new(e, "request_id", json_string(request_id));
     }
@@ -196,10 +202,12 @@ void cgw__http_set_headers(struct evhttp_request *req, const json_t *headers)
     const char *k;
     const json_t *v;
     size_t i;
-    json_object_foreach ((json_t *)headers, k, v) {
+    json_object_foreach((json_t *)headers, k, v)
+    {
         set_header(out, k, v);
     }
-    json_array_foreach (headers, i, v) {
+    json_array_foreach(headers, i, v)
+    {
         set_header(out, json_string_value(json_array_get(v, 0)), json_array_get(v, 1));
     }
 }
@@ -238,8 +246,7 @@ int cgw__http_send_chunk(struct evhttp_request *req, const char *data, size_t le
     return CGW_OK;
 }
 
-int cgw__http_sse_send(struct evhttp_request *req, const char *event, const char *data,
-                       size_t len)
+int cgw__http_sse_send(struct evhttp_request *req, const char *event, const char *data, size_t len)
 {
     struct evbuffer *buf = evbuffer_new();
     int ok = buf != NULL;

@@ -79,8 +79,7 @@ void cgw__http_sse_start(struct evhttp_request *req, int status);
 
 /* Sends one SSE frame "event: <event>\ndata: <data>\n\n" as one chunk. `event` may be NULL
  * (no event line). Returns CGW_OK or CGW_ENOMEM. */
-int cgw__http_sse_send(struct evhttp_request *req, const char *event, const char *data,
-                       size_t len);
+int cgw__http_sse_send(struct evhttp_request *req, const char *event, const char *data, size_t len);
 
 /* Sends `len` raw bytes as one chunk of a reply started with evhttp_send_reply_start or
  * cgw__http_sse_start. Returns CGW_OK or CGW_ENOMEM. */

@@ -42,14 +42,35 @@ const char *cgw_mock_api_address(const cgw_mock_api_t *mock)
 
 static void count(json_t *counters, const char *key)
 {
-    json_object_set_new(counters, key,
-                        json_integer(cgw_json_int(counters, key, 0) + 1));
+    json_object_set_new(counters, key, json_integer(cgw_json_int(counters, key, 0) + 1));
 }
 
 static bool secret_header(const char *name)
 {
     return strcasecmp(name, "x-api-key") == 0 || strcasecmp(name, "authorization") == 0 ||
            strcasecmp(name, "proxy-authorization") == 0 || strcasecmp(name, "cookie") == 0;
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
 }
 
 /* Appends a record of `req` to /_mock/requests and returns it (borrowed) so that the status
@@ -59,7 +80,8 @@ static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, c
 {
     json_t *headers = json_object();
     struct evkeyval *h;
-    TAILQ_FOREACH (h, evhttp_request_get_input_headers(req), next) {
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+    {
         char lower[256];
         snprintf(lower, sizeof(lower), "%s", h->key);
         for (char *c = lower; *c; c++) {
@@ -74,11 +96,11 @@ static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, c
     if (parsed == NULL) {
         parsed = json_stringn_nocheck(body, len);
     }
-    const char *method = evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET";
-    json_t *rec = json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:n,s:n}", "seq", (json_int_t)srv->total,
-                            "request_id", request_id, "method", method, "path", path, "headers",
-                            headers, "body", parsed != NULL ? parsed : json_null(), "status",
-                            "turn");
+    const char *method = method_name(evhttp_request_get_command(req));
+    json_t *rec =
+        json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:n,s:n}", "seq", (json_int_t)srv->total, "request_id",
+                  request_id, "method", method, "path", path, "headers", headers, "body",
+                  parsed != NULL ? parsed : json_null(), "status", "turn");
     if (rec == NULL) {
         return NULL;
     }
@@ -159,7 +181,8 @@ static bool capture_is_sse(const cgw__mock_capture_t *c)
 {
     size_t i;
     const json_t *pair;
-    json_array_foreach (c->headers, i, pair) {
+    json_array_foreach(c->headers, i, pair)
+    {
         if (strcasecmp(json_string_value(json_array_get(pair, 0)), "content-type") == 0) {
             return strstr(json_string_value(json_array_get(pair, 1)), "event-stream") != NULL;
         }
@@ -175,9 +198,8 @@ static void reply_capture(struct evhttp_request *req, const cgw__mock_turn_t *t)
 }
 
 /* A non-streamed request: the accumulated Message, or the fault as a plain HTTP failure. */
-static int reply_message(cgw_mock_api_t *srv, struct evhttp_request *req,
-                         const cgw__mock_turn_t *t, const char *model, const char *msg_id,
-                         const char *request_id)
+static int reply_message(cgw_mock_api_t *srv, struct evhttp_request *req, const cgw__mock_turn_t *t,
+                         const char *model, const char *msg_id, const char *request_id)
 {
     if (t->error_at.kind != CGW_MOCK_AT_NONE) {
         int status = cgw__mock_error_status(t->error_type);
@@ -229,8 +251,7 @@ static int serve_turn(cgw_mock_api_t *srv, struct evhttp_request *req, const cgw
     return status;
 }
 
-static int check_headers(cgw_mock_api_t *srv, struct evhttp_request *req,
-                         cgw__mock_reject_t *rej)
+static int check_headers(cgw_mock_api_t *srv, struct evhttp_request *req, cgw__mock_reject_t *rej)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *key = evhttp_find_header(in, "x-api-key");
@@ -242,9 +263,9 @@ static int check_headers(cgw_mock_api_t *srv, struct evhttp_request *req,
         return -1;
     }
     if (srv->api_key != NULL) {
-        bool ok = key != NULL ? strcmp(key, srv->api_key) == 0
-                              : strncmp(auth, "Bearer ", 7) == 0 &&
-                                    strcmp(auth + 7, srv->api_key) == 0;
+        bool ok = key != NULL
+                      ? strcmp(key, srv->api_key) == 0
+                      : strncmp(auth, "Bearer ", 7) == 0 && strcmp(auth + 7, srv->api_key) == 0;
         if (!ok) {
             snprintf(rej->message, sizeof(rej->message), "invalid x-api-key");
             return -1;
@@ -269,8 +290,7 @@ static void handle_messages(cgw_mock_api_t *srv, struct evhttp_request *req, jso
     if (len > srv->max_body) {
         rej.status = 413;
         rej.type = "request_too_large";
-        snprintf(rej.message, sizeof(rej.message), "%s",
-                 cgw__mock_default_error_message(413));
+        snprintf(rej.message, sizeof(rej.message), "%s", cgw__mock_default_error_message(413));
     } else if (check_headers(srv, req, &rej) == 0) {
         cgw__mock_check_body(data, len, srv->issued, &body, &rej);
     }
@@ -313,8 +333,7 @@ void cgw_mock_api_reset(cgw_mock_api_t *mock)
     json_array_clear(mock->requests);
 }
 
-int cgw_mock_api_load_script(cgw_mock_api_t *mock, const char *json, size_t len,
-                             cgw_error_t *err)
+int cgw_mock_api_load_script(cgw_mock_api_t *mock, const char *json, size_t len, cgw_error_t *err)
 {
     json_t *doc = NULL;
     cgw__mock_script_t *s = NULL;
@@ -373,8 +392,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         cgw__http_reply_error(req, 404, "not_found_error", "Not found", request_id);
         finish_record(srv, rec, 404, NULL);
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        cgw__http_reply_error(req, 405, "invalid_request_error", "Method Not Allowed",
-                              request_id);
+        cgw__http_reply_error(req, 405, "invalid_request_error", "Method Not Allowed", request_id);
         finish_record(srv, rec, 405, NULL);
     } else {
         handle_messages(srv, req, rec, request_id);
@@ -426,10 +444,10 @@ int cgw_mock_api_new(cgw_ctx_t *ctx, const cgw_mock_api_options_t *opts, cgw_moc
         rc = cgw_error_set(err, CGW_ENOMEM, "out of memory");
     }
     rc = rc == CGW_OK ? load_turns(srv, opts, err) : rc;
-    rc = rc == CGW_OK ? cgw__http_bind(srv->http, opts->listen != NULL ? opts->listen
-                                                                       : "127.0.0.1:0",
-                                       srv->address, sizeof(srv->address), err)
-                      : rc;
+    rc = rc == CGW_OK
+             ? cgw__http_bind(srv->http, opts->listen != NULL ? opts->listen : "127.0.0.1:0",
+                              srv->address, sizeof(srv->address), err)
+             : rc;
     if (rc != CGW_OK) {
         cgw_mock_api_free(srv);
         return rc;

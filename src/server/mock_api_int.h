@@ -21,13 +21,13 @@ struct cgw_mock_api {
     size_t max_body;
     char *api_key;
     cgw__mock_script_t *script;
-    size_t next_turn;      /* position among the turns without a marker */
-    json_t *issued;        /* every thinking signature / redacted data handed out */
-    uint64_t total;        /* requests outside /_mock/ */
-    json_t *by_status;     /* "429" -> count */
-    json_t *by_turn;       /* turn name -> count */
-    json_t *requests;      /* recorded requests, oldest first, at most MOCK_MAX_RECORDS */
-    uint64_t messages;     /* for msg_mock_<n> ids */
+    size_t next_turn;  /* position among the turns without a marker */
+    json_t *issued;    /* every thinking signature / redacted data handed out */
+    uint64_t total;    /* requests outside /_mock/ */
+    json_t *by_status; /* "429" -> count */
+    json_t *by_turn;   /* turn name -> count */
+    json_t *requests;  /* recorded requests, oldest first, at most MOCK_MAX_RECORDS */
+    uint64_t messages; /* for msg_mock_<n> ids */
     struct cgw__mock_stream *streams; /* answers in progress */
 };
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -19,6 +20,12 @@ int cgw__mock_read_file(const char *path, char **data, size_t *len, cgw_error_t 
         int e = errno;
         return cgw_error_set(err, e == ENOENT ? CGW_ENOENT : CGW_EIO, "cannot open %s: %s", path,
                              strerror(e));
+    }
+    /* A FIFO or a device (/dev/zero) would block or never end: recordings are files. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cgw_error_set(err, CGW_EIO, "%s is not a regular file", path);
     }
     cgw_buf_t b = CGW_BUF_INIT;
     char chunk[65536];
@@ -92,8 +99,7 @@ static int parse_head(const char *data, size_t len, size_t *pos, cgw__mock_captu
 {
     size_t term, l = line_at(data + *pos, len - *pos, &term);
     const char *sp = memchr(data + *pos, ' ', l);
-    if (sp == NULL || sscanf(sp, " %3d", &c->status) != 1 || c->status < 100 ||
-        c->status > 599) {
+    if (sp == NULL || sscanf(sp, " %3d", &c->status) != 1 || c->status < 100 || c->status > 599) {
         return cgw_error_set(err, CGW_ECONFIG, "capture: malformed status line");
     }
     *pos += l + term;
@@ -106,8 +112,9 @@ static int parse_head(const char *data, size_t len, size_t *pos, cgw__mock_captu
         }
         int rc = parse_header_line(data + *pos, l, c->headers);
         if (rc != CGW_OK) {
-            return rc == CGW_ENOMEM ? rc : cgw_error_set(err, CGW_ECONFIG,
-                                                         "capture: malformed header line");
+            return rc == CGW_ENOMEM
+                       ? rc
+                       : cgw_error_set(err, CGW_ECONFIG, "capture: malformed header line");
         }
         *pos += l + term;
     }
@@ -141,13 +148,15 @@ static int headers_from_json(const json_t *h, json_t *out)
     size_t i;
     int rc = CGW_OK;
     if (json_is_object(h)) {
-        json_object_foreach ((json_t *)h, k, v) {
+        json_object_foreach((json_t *)h, k, v)
+        {
             json_t *name = json_string(k);
             rc = rc == CGW_OK ? add_header_json(out, name, v) : rc;
             json_decref(name);
         }
     } else if (json_is_array(h) && json_is_array(json_array_get(h, 0))) {
-        json_array_foreach (h, i, v) {
+        json_array_foreach(h, i, v)
+        {
             rc = rc == CGW_OK ? add_header_json(out, json_array_get(v, 0), json_array_get(v, 1))
                               : rc;
         }
@@ -182,8 +191,9 @@ int cgw__mock_capture_from_json(const json_t *resp, cgw__mock_capture_t **out, c
     if (rc != CGW_OK) {
         cgw__mock_capture_free(c);
         return rc == CGW_ENOMEM ? cgw_error_set(err, rc, "out of memory")
-                                : cgw_error_set(err, rc, "'response' headers: a name-value "
-                                                         "object or list of strings");
+                                : cgw_error_set(err, rc,
+                                                "'response' headers: a name-value "
+                                                "object or list of strings");
     }
     c->status = status;
     *out = c;
@@ -219,7 +229,8 @@ json_t *cgw__mock_exchanges_script(const json_t *doc)
     json_t *turns = json_array();
     size_t i;
     const json_t *x;
-    json_array_foreach (doc, i, x) {
+    json_array_foreach(doc, i, x)
+    {
         json_t *t = exchange_turn(x, i);
         if (t == NULL) {
             json_decref(turns);
@@ -322,10 +333,9 @@ static void harvest_event(const json_t *ev, json_t *blocks, json_t *issued)
     if (strcmp(type, "content_block_start") == 0) {
         const char *bt = cgw_json_str(cb, "type", "");
         if (strcmp(bt, "thinking") == 0) {
-            json_object_set_new(blocks, key, json_pack("{s:s,s:s}", "thinking",
-                                                       cgw_json_str(cb, "thinking", ""),
-                                                       "signature",
-                                                       cgw_json_str(cb, "signature", "")));
+            json_object_set_new(blocks, key,
+                                json_pack("{s:s,s:s}", "thinking", cgw_json_str(cb, "thinking", ""),
+                                          "signature", cgw_json_str(cb, "signature", "")));
         } else if (strcmp(bt, "redacted_thinking") == 0) {
             cgw_buf_t k = CGW_BUF_INIT;
             if (cgw_buf_appendf(&k, "redacted:%s", cgw_json_str(cb, "data", "")) == CGW_OK) {

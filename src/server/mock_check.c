@@ -81,7 +81,8 @@ static int check_message(const json_t *m, size_t i, cgw__mock_reject_t *rej)
     }
     size_t j;
     const json_t *blk;
-    json_array_foreach (content, j, blk) {
+    json_array_foreach(content, j, blk)
+    {
         if (cgw_json_str(blk, "type", NULL) == NULL) {
             return reject(rej, "messages.%zu.content.%zu.type: Field required", i, j);
         }
@@ -96,7 +97,8 @@ static json_t *merge_roles(const json_t *msgs)
     json_t *cur = NULL;
     size_t i;
     const json_t *m;
-    json_array_foreach (msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         const char *role = cgw_json_str(m, "role", "");
         if (cur == NULL || strcmp(cgw_json_str(cur, "role", ""), role) != 0) {
             cur = json_pack("{s:s,s:[]}", "role", role, "content");
@@ -117,7 +119,8 @@ static bool has_tool_use(const json_t *msg, const char *id)
 {
     size_t j;
     const json_t *blk;
-    json_array_foreach (json_object_get(msg, "content"), j, blk) {
+    json_array_foreach(json_object_get(msg, "content"), j, blk)
+    {
         if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
             strcmp(cgw_json_str(blk, "id", ""), id) == 0) {
             return true;
@@ -130,7 +133,8 @@ static bool has_tool_result(const json_t *msg, const char *id)
 {
     size_t j;
     const json_t *blk;
-    json_array_foreach (json_object_get(msg, "content"), j, blk) {
+    json_array_foreach(json_object_get(msg, "content"), j, blk)
+    {
         if (strcmp(cgw_json_str(blk, "type", ""), "tool_result") == 0 &&
             strcmp(cgw_json_str(blk, "tool_use_id", ""), id) == 0) {
             return true;
@@ -150,10 +154,10 @@ static int check_answered(const json_t *merged, size_t k, cgw__mock_reject_t *re
     cgw_buf_t missing = CGW_BUF_INIT;
     size_t j;
     const json_t *blk;
-    json_array_foreach (json_object_get(json_array_get(merged, k), "content"), j, blk) {
+    json_array_foreach(json_object_get(json_array_get(merged, k), "content"), j, blk)
+    {
         const char *id = cgw_json_str(blk, "id", "");
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
-            !has_tool_result(next, id)) {
+        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 && !has_tool_result(next, id)) {
             cgw_buf_appendf(&missing, "%s%s", missing.len > 0 ? ", " : "", id);
         }
     }
@@ -174,7 +178,8 @@ static int check_tool_results(const json_t *merged, size_t k, cgw__mock_reject_t
     const json_t *prev = k > 0 ? json_array_get(merged, k - 1) : NULL;
     size_t j;
     const json_t *blk;
-    json_array_foreach (json_object_get(json_array_get(merged, k), "content"), j, blk) {
+    json_array_foreach(json_object_get(json_array_get(merged, k), "content"), j, blk)
+    {
         if (strcmp(cgw_json_str(blk, "type", ""), "tool_result") != 0) {
             continue;
         }
@@ -195,25 +200,28 @@ static int check_thinking(const json_t *msg, size_t k, const json_t *issued,
 {
     size_t j;
     const json_t *blk;
-    json_array_foreach (json_object_get(msg, "content"), j, blk) {
+    json_array_foreach(json_object_get(msg, "content"), j, blk)
+    {
         const char *type = cgw_json_str(blk, "type", "");
         if (strcmp(type, "thinking") == 0) {
             const json_t *want = json_object_get(issued, cgw_json_str(blk, "signature", ""));
             const json_t *got = json_object_get(blk, "thinking");
             if (want == NULL || !json_equal(want, got)) {
-                return reject(rej, "messages.%zu.content.%zu: Invalid `signature` in `thinking` "
-                                   "block",
+                return reject(rej,
+                              "messages.%zu.content.%zu: Invalid `signature` in `thinking` "
+                              "block",
                               k, j);
             }
         } else if (strcmp(type, "redacted_thinking") == 0) {
             cgw_buf_t key = CGW_BUF_INIT;
-            bool ok = cgw_buf_appendf(&key, "redacted:%s", cgw_json_str(blk, "data", "")) ==
-                          CGW_OK &&
-                      json_object_get(issued, key.data) != NULL;
+            bool ok =
+                cgw_buf_appendf(&key, "redacted:%s", cgw_json_str(blk, "data", "")) == CGW_OK &&
+                json_object_get(issued, key.data) != NULL;
             cgw_buf_free(&key);
             if (!ok) {
-                return reject(rej, "messages.%zu.content.%zu: Invalid `data` in "
-                                   "`redacted_thinking` block",
+                return reject(rej,
+                              "messages.%zu.content.%zu: Invalid `data` in "
+                              "`redacted_thinking` block",
                               k, j);
             }
         }
@@ -276,7 +284,8 @@ static void append_text_of(cgw_buf_t *out, const json_t *content)
     }
     size_t j;
     const json_t *blk;
-    json_array_foreach (content, j, blk) {
+    json_array_foreach(content, j, blk)
+    {
         const char *type = cgw_json_str(blk, "type", "");
         if (strcmp(type, "text") == 0) {
             append_text_of(out, json_object_get(blk, "text"));

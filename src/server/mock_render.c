@@ -1,6 +1,7 @@
 /* Rendering a mock turn into what goes on the wire: the SSE frames of a streamed answer (with
  * the pause before each one and where a fault cuts it short), or the Message JSON of a
  * non-streamed one. The event shapes are those of anthropic-protocol.md §4.3. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -17,14 +18,16 @@ static const struct {
     {400, "invalid_request_error", "Invalid request"},
     {401, "authentication_error", "invalid x-api-key"},
     {402, "billing_error", "Your credit balance is too low to access the Anthropic API."},
-    {403, "permission_error", "Your API key does not have permission to use the specified "
-                              "resource."},
+    {403, "permission_error",
+     "Your API key does not have permission to use the specified "
+     "resource."},
     {404, "not_found_error", "Not found"},
     {408, "timeout_error", "Request timed out"},
     {409, "conflict_error", "Conflict"},
     {413, "request_too_large", "Request exceeds the maximum allowed number of bytes."},
-    {429, "rate_limit_error", "This request would exceed the rate limit for your organization. "
-                              "Please try again later."},
+    {429, "rate_limit_error",
+     "This request would exceed the rate limit for your organization. "
+     "Please try again later."},
     {500, "api_error", "Internal server error"},
     {504, "timeout_error", "Request timed out"},
     {529, "overloaded_error", "Overloaded"},
@@ -68,23 +71,34 @@ int cgw__mock_error_status(const char *type)
 struct planner {
     cgw__mock_plan_t *plan;
     size_t cap;
-    int deltas;      /* content_block_delta frames so far */
-    long cutoff;     /* frames to keep when a fault fires, -1 while unknown */
+    int deltas;  /* content_block_delta frames so far */
+    long cutoff; /* frames to keep when a fault fires, -1 while unknown */
     cgw__mock_at_t at;
 };
 
-static int add_frame(struct planner *pl, const char *event, const json_t *data, int delay_ms)
+/* Appends the finished frame in `b` (taken) to the plan. */
+static int push_frame(struct planner *pl, cgw_buf_t *b, int delay_ms)
 {
     cgw__mock_plan_t *p = pl->plan;
     if (p->nframes == pl->cap) {
         size_t ncap = pl->cap ? 2 * pl->cap : 16;
         cgw__mock_frame_t *nf = cgw__realloc(p->frames, ncap * sizeof(*nf));
         if (nf == NULL) {
+            cgw_buf_free(b);
             return CGW_ENOMEM;
         }
         p->frames = nf;
         pl->cap = ncap;
     }
+    cgw__mock_frame_t *f = &p->frames[p->nframes++];
+    f->len = b->len;
+    f->bytes = cgw_buf_steal(b, NULL);
+    f->delay_ms = delay_ms;
+    return f->bytes != NULL ? CGW_OK : CGW_ENOMEM;
+}
+
+static int add_frame(struct planner *pl, const char *event, const json_t *data, int delay_ms)
+{
     cgw_buf_t b = CGW_BUF_INIT;
     int rc = cgw_buf_appendf(&b, "event: %s\ndata: ", event);
     rc = rc == CGW_OK ? cgw_json_dump_buf(data, &b) : rc;
@@ -93,11 +107,7 @@ static int add_frame(struct planner *pl, const char *event, const json_t *data, 
         cgw_buf_free(&b);
         return rc;
     }
-    cgw__mock_frame_t *f = &p->frames[p->nframes++];
-    f->len = b.len;
-    f->bytes = cgw_buf_steal(&b, NULL);
-    f->delay_ms = delay_ms;
-    return CGW_OK;
+    return push_frame(pl, &b, delay_ms);
 }
 
 /* Adds a frame and steals `data`. */
@@ -108,12 +118,70 @@ static int add_new(struct planner *pl, const char *event, json_t *data, int dela
     return rc;
 }
 
-static int add_delta(struct planner *pl, size_t index, json_t *delta, int delay_ms)
+/* The escape of byte c inside a JSON string, as jansson's dump writes it, or NULL. */
+static const char *json_escape(unsigned char c, char u[7])
 {
-    int rc = add_new(pl, "content_block_delta",
-                     json_pack("{s:s,s:I,s:o}", "type", "content_block_delta", "index",
-                               (json_int_t)index, "delta", delta),
-                     delay_ms);
+    static const char hex[] = "0123456789ABCDEF";
+    switch (c) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    default:
+        if (c >= 0x20) {
+            return NULL;
+        }
+        snprintf(u, 7, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+        return u;
+    }
+}
+
+/* Appends `len` bytes of UTF-8 as a JSON string escaped exactly as jansson's compact dump does,
+ * so that the frame is byte-identical to the one add_frame would build. */
+static int append_json_string(cgw_buf_t *b, const char *s, size_t len)
+{
+    int rc = cgw_buf_append_char(b, '"');
+    size_t run = 0; /* start of the pending bytes that need no escape */
+    for (size_t i = 0; rc == CGW_OK && i < len; i++) {
+        char u[7];
+        const char *esc = json_escape((unsigned char)s[i], u);
+        if (esc != NULL) {
+            rc = cgw_buf_append(b, s + run, i - run);
+            rc = rc == CGW_OK ? cgw_buf_append_str(b, esc) : rc;
+            run = i + 1;
+        }
+    }
+    rc = rc == CGW_OK ? cgw_buf_append(b, s + run, len - run) : rc;
+    return rc == CGW_OK ? cgw_buf_append_char(b, '"') : rc;
+}
+
+/* A content_block_delta frame, rendered without building a JSON value: deltas are nearly all
+ * of a stream, and going through jansson cost about ten times more per delta. */
+static int add_delta(struct planner *pl, size_t index, const char *type, const char *key,
+                     const char *s, size_t len, int delay_ms)
+{
+    cgw_buf_t b = CGW_BUF_INIT;
+    int rc = cgw_buf_appendf(&b,
+                             "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                             "\"index\":%zu,\"delta\":{\"type\":\"%s\",\"%s\":",
+                             index, type, key);
+    rc = rc == CGW_OK ? append_json_string(&b, s, len) : rc;
+    rc = rc == CGW_OK ? cgw_buf_append(&b, "}}\n\n", 4) : rc;
+    if (rc != CGW_OK) {
+        cgw_buf_free(&b);
+        return rc;
+    }
+    rc = push_frame(pl, &b, delay_ms);
     if (++pl->deltas == pl->at.deltas && pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
         pl->cutoff = (long)pl->plan->nframes;
     }
@@ -130,24 +198,21 @@ static int add_block(struct planner *pl, const cgw__mock_turn_t *t, size_t index
                      0);
     size_t i;
     const json_t *piece;
-    json_array_foreach (b->deltas, i, piece) {
+    json_array_foreach(b->deltas, i, piece)
+    {
         if (rc == CGW_OK) {
-            rc = add_delta(pl, index,
-                           json_pack("{s:s,s:O}", "type", b->delta_type, b->delta_key, piece),
-                           delay);
+            rc = add_delta(pl, index, b->delta_type, b->delta_key, json_string_value(piece),
+                           json_string_length(piece), delay);
         }
     }
     const char *sig = cgw_json_str(b->final, "signature", NULL);
     if (rc == CGW_OK && sig != NULL && strcmp(b->delta_type, "thinking_delta") == 0) {
-        rc = add_delta(pl, index, json_pack("{s:s,s:s}", "type", "signature_delta",
-                                            "signature", sig),
-                       delay);
+        rc = add_delta(pl, index, "signature_delta", "signature", sig, strlen(sig), delay);
     }
     if (rc == CGW_OK) {
-        rc = add_new(pl, "content_block_stop",
-                     json_pack("{s:s,s:I}", "type", "content_block_stop", "index",
-                               (json_int_t)index),
-                     0);
+        rc = add_new(
+            pl, "content_block_stop",
+            json_pack("{s:s,s:I}", "type", "content_block_stop", "index", (json_int_t)index), 0);
     }
     return rc;
 }
@@ -164,13 +229,13 @@ static json_t *start_usage(const json_t *usage)
 static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const char *model,
                         const char *msg_id)
 {
-    int rc = add_new(
-        pl, "message_start",
-        json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:o}}", "type", "message_start",
-                  "message", "id", t->id != NULL ? t->id : msg_id, "type", "message", "role",
-                  "assistant", "model", t->model != NULL ? t->model : model, "content",
-                  "stop_reason", "stop_sequence", "usage", start_usage(t->usage)),
-        0);
+    int rc = add_new(pl, "message_start",
+                     json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:o}}", "type",
+                               "message_start", "message", "id", t->id != NULL ? t->id : msg_id,
+                               "type", "message", "role", "assistant", "model",
+                               t->model != NULL ? t->model : model, "content", "stop_reason",
+                               "stop_sequence", "usage", start_usage(t->usage)),
+                     0);
     if (rc == CGW_OK && t->ping) {
         rc = add_new(pl, "ping", json_pack("{s:s}", "type", "ping"), 0);
     }
@@ -190,8 +255,7 @@ static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const cha
                                "usage", t->usage),
                      0);
     }
-    return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"),
-                                  0)
+    return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"), 0)
                         : rc;
 }
 
@@ -265,7 +329,8 @@ int cgw__mock_plan_stream(const cgw__mock_turn_t *t, const char *model, const ch
     apply_fault(&pl, t, &rc);
     const char *k;
     json_t *v;
-    json_object_foreach (t->headers, k, v) {
+    json_object_foreach(t->headers, k, v)
+    {
         if (rc == CGW_OK && json_is_string(v)) {
             rc = json_array_append_new(p->headers, json_pack("[s,O]", k, v)) == 0 ? CGW_OK
                                                                                   : CGW_ENOMEM;
@@ -298,9 +363,8 @@ json_t *cgw__mock_turn_message(const cgw__mock_turn_t *t, const char *model, con
     for (size_t i = 0; content != NULL && i < t->nblocks; i++) {
         json_array_append(content, t->blocks[i].final);
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id",
-                     t->id != NULL ? t->id : msg_id, "type", "message", "role", "assistant",
-                     "model", t->model != NULL ? t->model : model, "content", content,
-                     "stop_reason", t->stop_reason, "stop_sequence", t->stop_sequence, "usage",
-                     t->usage);
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id", t->id != NULL ? t->id : msg_id,
+                     "type", "message", "role", "assistant", "model",
+                     t->model != NULL ? t->model : model, "content", content, "stop_reason",
+                     t->stop_reason, "stop_sequence", t->stop_sequence, "usage", t->usage);
 }

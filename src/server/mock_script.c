@@ -62,7 +62,8 @@ static json_t *join_strings(const json_t *arr)
     cgw_buf_t b = CGW_BUF_INIT;
     size_t i;
     const json_t *v;
-    json_array_foreach (arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (!json_is_string(v) ||
             cgw_buf_append(&b, json_string_value(v), json_string_length(v)) != CGW_OK) {
             cgw_buf_free(&b);
@@ -76,8 +77,8 @@ static json_t *join_strings(const json_t *arr)
 
 /* Reads the streamed text of a block: either `key` (split into `chunks` pieces) or `deltas`.
  * Sets *whole (new reference) and blk->deltas. */
-static int read_pieces(struct parse *p, const json_t *spec, const char *key,
-                       cgw__mock_block_t *blk, json_t **whole)
+static int read_pieces(struct parse *p, const json_t *spec, const char *key, cgw__mock_block_t *blk,
+                       json_t **whole)
 {
     const json_t *text = json_object_get(spec, key);
     const json_t *deltas = json_object_get(spec, "deltas");
@@ -139,8 +140,8 @@ static int parse_thinking(struct parse *p, const json_t *spec, cgw__mock_block_t
         signature = sig;
     }
     json_object_set(issued, signature, whole);
-    blk->final = json_pack("{s:s,s:o,s:s}", "type", "thinking", "thinking", whole, "signature",
-                           signature);
+    blk->final =
+        json_pack("{s:s,s:o,s:s}", "type", "thinking", "thinking", whole, "signature", signature);
     blk->start = json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", "", "signature", "");
     blk->delta_type = "thinking_delta";
     blk->delta_key = "thinking";
@@ -168,8 +169,7 @@ static int parse_redacted(struct parse *p, const json_t *spec, cgw__mock_block_t
     return CGW_OK;
 }
 
-static int parse_tool_use(struct parse *p, const json_t *spec, size_t index,
-                          cgw__mock_block_t *blk)
+static int parse_tool_use(struct parse *p, const json_t *spec, size_t index, cgw__mock_block_t *blk)
 {
     const char *name = cgw_json_str(spec, "name", NULL);
     const json_t *input = json_object_get(spec, "input");
@@ -195,7 +195,8 @@ static int parse_tool_use(struct parse *p, const json_t *spec, size_t index,
         }
         final_input = input != NULL ? json_deep_copy(input) : json_object();
         char *s = cgw_json_dump(final_input, NULL);
-        blk->deltas = split_utf8(s, s != NULL ? strlen(s) : 0, (long)cgw_json_int(spec, "chunks", 1));
+        blk->deltas =
+            split_utf8(s, s != NULL ? strlen(s) : 0, (long)cgw_json_int(spec, "chunks", 1));
         cgw_free(s);
     }
     if (!json_is_object(final_input)) {
@@ -208,10 +209,10 @@ static int parse_tool_use(struct parse *p, const json_t *spec, size_t index,
         snprintf(idbuf, sizeof(idbuf), "toolu_mock_%zu_%zu", p->turn_no, index);
         id = idbuf;
     }
-    blk->final = json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", id, "name", name,
-                           "input", final_input);
-    blk->start = json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id", id, "name", name,
-                           "input");
+    blk->final = json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", id, "name", name, "input",
+                           final_input);
+    blk->start =
+        json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id", id, "name", name, "input");
     blk->delta_type = "input_json_delta";
     blk->delta_key = "partial_json";
     return CGW_OK;
@@ -260,9 +261,9 @@ static int parse_content(struct parse *p, const json_t *spec, cgw__mock_turn_t *
     json_t *shorthand = NULL;
     if (content == NULL && json_object_get(spec, "text") != NULL) {
         /* {"text": "...", "chunks": N} is a turn with one text block. */
-        shorthand = json_pack("[{s:s,s:O,s:O*}]", "type", "text", "text",
-                              json_object_get(spec, "text"), "chunks",
-                              json_object_get(spec, "chunks"));
+        shorthand =
+            json_pack("[{s:s,s:O,s:O*}]", "type", "text", "text", json_object_get(spec, "text"),
+                      "chunks", json_object_get(spec, "chunks"));
         content = shorthand;
     }
     if (content == NULL) {
@@ -297,8 +298,7 @@ static int parse_at(struct parse *p, const json_t *v, bool allow_request, cgw__m
     }
     if (json_is_true(v) || (json_is_string(v) && strcmp(json_string_value(v), "headers") == 0)) {
         at->kind = CGW_MOCK_AT_HEADERS;
-    } else if (allow_request && json_is_string(v) &&
-               strcmp(json_string_value(v), "request") == 0) {
+    } else if (allow_request && json_is_string(v) && strcmp(json_string_value(v), "request") == 0) {
         at->kind = CGW_MOCK_AT_REQUEST;
     } else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
                json_integer_value(v) < 1000000) {
@@ -327,9 +327,8 @@ static int parse_faults(struct parse *p, const json_t *spec, cgw__mock_turn_t *t
     if (t->error_at.kind != CGW_MOCK_AT_NONE) {
         const char *type = cgw_json_str(ev, "type", "overloaded_error");
         t->error_type = cgw__strdup(type);
-        t->error_message = cgw__strdup(
-            cgw_json_str(ev, "message", cgw__mock_default_error_message(
-                                            cgw__mock_error_status(type))));
+        t->error_message = cgw__strdup(cgw_json_str(
+            ev, "message", cgw__mock_default_error_message(cgw__mock_error_status(type))));
     }
     return CGW_OK;
 }
@@ -349,7 +348,8 @@ static int parse_headers(struct parse *p, const json_t *spec, cgw__mock_turn_t *
     }
     const char *k;
     const json_t *v;
-    json_object_foreach ((json_t *)h, k, v) {
+    json_object_foreach((json_t *)h, k, v)
+    {
         char num[32];
         if (json_is_string(v) || json_is_null(v)) {
             json_object_set(t->headers, k, (json_t *)v);
@@ -370,8 +370,8 @@ static int parse_error_turn(struct parse *p, const json_t *spec, cgw__mock_turn_
         return bad(p, "'error' must be an object {type, message}");
     }
     t->error_type = cgw__strdup(cgw_json_str(e, "type", cgw__mock_default_error_type(t->status)));
-    t->error_message = cgw__strdup(
-        cgw_json_str(e, "message", cgw__mock_default_error_message(t->status)));
+    t->error_message =
+        cgw__strdup(cgw_json_str(e, "message", cgw__mock_default_error_message(t->status)));
     const json_t *body = json_object_get(spec, "body");
     if (body != NULL) {
         if (!json_is_string(body)) {
@@ -409,7 +409,8 @@ static json_t *default_usage(const cgw__mock_turn_t *t)
     for (size_t i = 0; i < t->nblocks; i++) {
         size_t j;
         const json_t *d;
-        json_array_foreach (t->blocks[i].deltas, j, d) {
+        json_array_foreach(t->blocks[i].deltas, j, d)
+        {
             bytes += json_string_length(d);
         }
     }
@@ -543,26 +544,48 @@ static int parse_exhausted(struct parse *p, const json_t *doc, cgw__mock_script_
     return CGW_OK;
 }
 
+/* Number of turn slots the specs need ("repeat": N serves a turn N times in a row). */
+static int count_slots(struct parse *p, const json_t *turns, size_t *n)
+{
+    size_t i;
+    const json_t *spec;
+    *n = 0;
+    json_array_foreach(turns, i, spec)
+    {
+        json_int_t r = cgw_json_int(spec, "repeat", 1);
+        if (r < 1 || r > 10000) {
+            p->turn_no = i + 1;
+            return bad(p, "'repeat' must be 1..10000");
+        }
+        *n += (size_t)r;
+    }
+    return CGW_OK;
+}
+
 int cgw__mock_script_parse(const json_t *doc, const char *base_dir, cgw__mock_script_t **out,
                            cgw_error_t *err)
 {
     struct parse p = {err, base_dir, 0};
     const json_t *turns = json_is_array(doc) ? doc : json_object_get(doc, "turns");
+    size_t n = 0;
     if (!json_is_array(turns)) {
         return cgw_error_set(err, CGW_ECONFIG,
                              "script: expected an array of turns or {\"turns\": [...]}");
     }
-    cgw__mock_script_t *s = cgw__calloc(1, sizeof(*s));
-    size_t n = json_array_size(turns);
-    if (s == NULL || (n > 0 && (s->turns = cgw__calloc(n, sizeof(*s->turns))) == NULL)) {
+    int rc = count_slots(&p, turns, &n);
+    cgw__mock_script_t *s = rc == CGW_OK ? cgw__calloc(1, sizeof(*s)) : NULL;
+    if (rc != CGW_OK || s == NULL ||
+        (n > 0 && (s->turns = cgw__calloc(n, sizeof(*s->turns))) == NULL)) {
         cgw_free(s);
-        return cgw_error_set(err, CGW_ENOMEM, "out of memory");
+        return rc != CGW_OK ? rc : cgw_error_set(err, CGW_ENOMEM, "out of memory");
     }
-    int rc = json_is_object(doc) ? parse_exhausted(&p, doc, s) : CGW_OK;
-    for (size_t i = 0; rc == CGW_OK && i < n; i++) {
+    rc = json_is_object(doc) ? parse_exhausted(&p, doc, s) : CGW_OK;
+    for (size_t i = 0; rc == CGW_OK && i < json_array_size(turns); i++) {
+        const json_t *spec = json_array_get(turns, i);
         p.turn_no = i + 1;
-        s->nturns = i + 1;
-        rc = parse_turn(&p, json_array_get(turns, i), &s->turns[i]);
+        for (json_int_t r = cgw_json_int(spec, "repeat", 1); rc == CGW_OK && r > 0; r--) {
+            rc = parse_turn(&p, spec, &s->turns[s->nturns++]);
+        }
     }
     if (rc != CGW_OK) {
         if (rc == CGW_ENOMEM) {
@@ -627,15 +650,15 @@ int cgw__mock_script_replay(const char *path, cgw__mock_script_t **out, cgw_erro
     if (script != NULL) {
         return script_of(script, out, err);
     }
-    return script_of(json_pack("{s:s,s:[{s:s,s:s}]}", "when_exhausted", "cycle", "turns",
-                               "name", "replay", "replay", path),
+    return script_of(json_pack("{s:s,s:[{s:s,s:s}]}", "when_exhausted", "cycle", "turns", "name",
+                               "replay", "replay", path),
                      out, err);
 }
 
 int cgw__mock_script_default(cgw__mock_script_t **out, cgw_error_t *err)
 {
     return script_of(json_pack("{s:s,s:[{s:s,s:s,s:i}]}", "when_exhausted", "cycle", "turns",
-                               "name", "default", "text",
-                               "Hello from claude-gateway mock-api.", "chunks", 3),
+                               "name", "default", "text", "Hello from claude-gateway mock-api.",
+                               "chunks", 3),
                      out, err);
 }

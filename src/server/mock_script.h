@@ -162,8 +162,7 @@ int cgw__mock_plan_stream(const cgw__mock_turn_t *turn, const char *model, const
 void cgw__mock_plan_free(cgw__mock_plan_t *p);
 
 /* The non-streamed Message of a 200 turn (new reference, NULL when out of memory). */
-json_t *cgw__mock_turn_message(const cgw__mock_turn_t *turn, const char *model,
-                               const char *msg_id);
+json_t *cgw__mock_turn_message(const cgw__mock_turn_t *turn, const char *model, const char *msg_id);
 
 /* The HTTP status a non-streamed request gets for an error event of type `type`. */
 int cgw__mock_error_status(const char *type);

@@ -23,9 +23,9 @@ typedef struct cgw__mock_stream {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     cgw__mock_plan_t *plan;
-    size_t pos;       /* next frame to send */
-    bool waited;      /* the pause before frames[pos] has elapsed */
-    bool cutting;     /* waiting for the output to drain before the cut */
+    size_t pos;   /* next frame to send */
+    bool waited;  /* the pause before frames[pos] has elapsed */
+    bool cutting; /* waiting for the output to drain before the cut */
     struct event *timer;
     struct cgw__mock_stream *prev, *next;
 } cgw__mock_stream_t;
@@ -139,8 +139,7 @@ static void send_head(cgw__mock_stream_t *st)
     cgw__http_sse_start(st->req, st->plan->status);
 }
 
-void cgw__mock_stream_start(cgw_mock_api_t *srv, struct evhttp_request *req,
-                            cgw__mock_plan_t *plan)
+void cgw__mock_stream_start(cgw_mock_api_t *srv, struct evhttp_request *req, cgw__mock_plan_t *plan)
 {
     cgw__mock_stream_t *st = cgw__calloc(1, sizeof(*st));
     struct event_base *base = cgw_ctx_base(srv->ctx);

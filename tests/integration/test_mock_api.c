@@ -80,8 +80,8 @@ typedef struct resp {
     size_t hlen;
     char *body;
     size_t len;
-    int writes;        /* write callbacks, i.e. separate reads of the body */
-    double first_ms;   /* time of the first body byte since the start */
+    int writes;      /* write callbacks, i.e. separate reads of the body */
+    double first_ms; /* time of the first body byte since the start */
     double last_ms;
     double gap_ms_min; /* smallest gap between two writes */
     struct timespec t0;
@@ -175,7 +175,8 @@ static const char *header(const resp_t *r, const char *name)
 {
     static char val[512];
     size_t nl = strlen(name);
-    for (const char *l = r->headers; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    for (const char *l = r->headers; l != NULL && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
         if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
             const char *v = l + nl + 1;
             while (*v == ' ') {
@@ -287,16 +288,15 @@ static void joined_deltas(const sse_t *s, long index, const char *key, char *out
     }
 }
 
-static const char *stream_req =
-    "{\"model\":\"claude-test\",\"max_tokens\":100,\"stream\":true,"
-    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+static const char *stream_req = "{\"model\":\"claude-test\",\"max_tokens\":100,\"stream\":true,"
+                                "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
 /* ---- scripted turns ----------------------------------------------------------------------- */
 
 static void test_text_deltas(void **state)
 {
     (void)state;
-    load_script("[{\"text\":\"Hello world, how are you?\",\"chunks\":4,\"delay_ms\":30,"
+    load_script("[{\"text\":\"Hello world, how are you?\",\"chunks\":4,\"delay_ms\":50,"
                 "\"usage\":{\"input_tokens\":123,\"output_tokens\":45}}]");
     resp_t *r = post_messages(stream_req, 0);
     assert_int_equal(r->rc, CURLE_OK);
@@ -304,10 +304,11 @@ static void test_text_deltas(void **state)
     assert_string_equal(header(r, "content-type"), "text/event-stream; charset=utf-8");
     assert_non_null(header(r, "request-id"));
     sse_t *s = sse_parse(r->body);
-    const char *order[] = {"message_start", "ping", "content_block_start",
-                           "content_block_delta", "content_block_delta", "content_block_delta",
-                           "content_block_delta", "content_block_stop", "message_delta",
-                           "message_stop"};
+    const char *order[] = {"message_start",       "ping",
+                           "content_block_start", "content_block_delta",
+                           "content_block_delta", "content_block_delta",
+                           "content_block_delta", "content_block_stop",
+                           "message_delta",       "message_stop"};
     assert_int_equal(s->n, 10);
     for (size_t i = 0; i < 10; i++) {
         assert_string_equal(s->name[i], order[i]);
@@ -326,9 +327,9 @@ static void test_text_deltas(void **state)
     json_t *u1 = json_object_get(s->data[8], "usage");
     assert_int_equal(json_integer_value(json_object_get(u1, "input_tokens")), 123);
     assert_int_equal(json_integer_value(json_object_get(u1, "output_tokens")), 45);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(s->data[8], "delta"),
-                                                          "stop_reason")),
-                        "end_turn");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s->data[8], "delta"), "stop_reason")),
+        "end_turn");
     sse_free(s);
     resp_free(r);
 }
@@ -336,14 +337,15 @@ static void test_text_deltas(void **state)
 static void test_text_exact_deltas_utf8(void **state)
 {
     (void)state;
-    load_script("[{\"content\":[{\"type\":\"text\",\"deltas\":[\"Gr\\u00fc\",\"\\u00dfe \",\"\\u2603\"]},"
-                "{\"type\":\"text\",\"text\":\"\\u00e9\\u00e9\\u00e9\",\"chunks\":3}]}]");
+    load_script(
+        "[{\"content\":[{\"type\":\"text\",\"deltas\":[\"Gr\\u00fc\",\"\\u00dfe \",\"\\u2603\"]},"
+        "{\"type\":\"text\",\"text\":\"\\u00e9\\u00e9\\u00e9\",\"chunks\":3}]}]");
     resp_t *r = post_messages(stream_req, 0);
     sse_t *s = sse_parse(r->body);
     assert_int_equal(count_events(s, "content_block_delta"), 6);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(s->data[3], "delta"),
-                                                          "text")),
-                        "Gr\xc3\xbc");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s->data[3], "delta"), "text")),
+        "Gr\xc3\xbc");
     char text[64];
     joined_deltas(s, 1, "text", text, sizeof(text));
     assert_string_equal(text, "\xc3\xa9\xc3\xa9\xc3\xa9"); /* split on characters, not bytes */
@@ -368,18 +370,18 @@ static void test_thinking_signature(void **state)
     assert_string_equal(sig, "sig-abc");
     /* signature_delta is the last delta of the block, right before content_block_stop. */
     assert_string_equal(s->name[6], "content_block_delta");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(s->data[6], "delta"),
-                                                          "type")),
-                        "signature_delta");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s->data[6], "delta"), "type")),
+        "signature_delta");
     assert_string_equal(s->name[7], "content_block_stop");
     sse_free(s);
     resp_free(r);
 
     /* Sent back unchanged: accepted. */
 #define tmpl                                                                                       \
-    "{\"model\":\"m\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"        \
+    "{\"model\":\"m\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"    \
     "{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"%s\","             \
-    "\"signature\":\"%s\"},{\"type\":\"text\",\"text\":\"Yes.\"}]},"                                \
+    "\"signature\":\"%s\"},{\"type\":\"text\",\"text\":\"Yes.\"}]},"                               \
     "{\"role\":\"user\",\"content\":\"next\"}]}"
     char body[1024];
     snprintf(body, sizeof(body), tmpl, "Let me think it over.", "sig-abc");
@@ -413,8 +415,8 @@ static void test_redacted_thinking(void **state)
     resp_free(r);
 #undef tmpl
 #define tmpl                                                                                       \
-    "{\"model\":\"m\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"        \
-    "{\"role\":\"assistant\",\"content\":[{\"type\":\"redacted_thinking\",\"data\":\"%s\"}]},"    \
+    "{\"model\":\"m\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"    \
+    "{\"role\":\"assistant\",\"content\":[{\"type\":\"redacted_thinking\",\"data\":\"%s\"}]},"     \
     "{\"role\":\"user\",\"content\":\"next\"}]}"
     char body[512];
     snprintf(body, sizeof(body), tmpl, "EmwKAhgBEgx");
@@ -431,11 +433,12 @@ static void test_redacted_thinking(void **state)
 static void test_multi_tool_use(void **state)
 {
     (void)state;
-    load_script("[{\"content\":[{\"type\":\"text\",\"text\":\"Checking.\"},"
-                "{\"type\":\"tool_use\",\"id\":\"toolu_01\",\"name\":\"get_weather\","
-                "\"input\":{\"city\":\"Paris\",\"units\":\"c\"},\"chunks\":3},"
-                "{\"type\":\"tool_use\",\"name\":\"get_time\",\"input_deltas\":[\"\",\"{\\\"tz\\\":\","
-                "\"\\\"CET\\\"}\"]}],\"delay_ms\":5}]");
+    load_script(
+        "[{\"content\":[{\"type\":\"text\",\"text\":\"Checking.\"},"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_01\",\"name\":\"get_weather\","
+        "\"input\":{\"city\":\"Paris\",\"units\":\"c\"},\"chunks\":3},"
+        "{\"type\":\"tool_use\",\"name\":\"get_time\",\"input_deltas\":[\"\",\"{\\\"tz\\\":\","
+        "\"\\\"CET\\\"}\"]}],\"delay_ms\":5}]");
     resp_t *r = post_messages(stream_req, 0);
     sse_t *s = sse_parse(r->body);
     char json[256];
@@ -463,9 +466,9 @@ static void test_multi_tool_use(void **state)
     joined_deltas(s, 2, "partial_json", json, sizeof(json));
     assert_string_equal(json, "{\"tz\":\"CET\"}");
     json_t *md = s->data[s->n - 2];
-    assert_string_equal(json_string_value(json_object_get(json_object_get(md, "delta"),
-                                                          "stop_reason")),
-                        "tool_use");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(md, "delta"), "stop_reason")),
+        "tool_use");
     sse_free(s);
     resp_free(r);
 }
@@ -485,12 +488,13 @@ static void test_pauses(void **state)
 static void test_http_errors(void **state)
 {
     (void)state;
-    load_script("[{\"status\":429,\"headers\":{\"retry-after\":\"3\",\"retry-after-ms\":\"2500\"}},"
-                "{\"status\":529},{\"status\":500},"
-                "{\"status\":429,\"error\":{\"type\":\"rate_limit_error\",\"message\":\"spend cap\"},"
-                "\"headers\":{\"x-should-retry\":\"false\"}},"
-                "{\"status\":502,\"body\":\"<html>bad gateway</html>\",\"headers\":{\"content-type\":"
-                "\"text/html\"}}]");
+    load_script(
+        "[{\"status\":429,\"headers\":{\"retry-after\":\"3\",\"retry-after-ms\":\"2500\"}},"
+        "{\"status\":529},{\"status\":500},"
+        "{\"status\":429,\"error\":{\"type\":\"rate_limit_error\",\"message\":\"spend cap\"},"
+        "\"headers\":{\"x-should-retry\":\"false\"}},"
+        "{\"status\":502,\"body\":\"<html>bad gateway</html>\",\"headers\":{\"content-type\":"
+        "\"text/html\"}}]");
     resp_t *r = post_messages(stream_req, 0);
     assert_api_error(r, 429, "rate_limit_error", NULL);
     assert_string_equal(header(r, "retry-after"), "3");
@@ -608,8 +612,8 @@ static const char *answer_text(const resp_t *r)
     static char text[128];
     json_t *j = body_json(r);
     snprintf(text, sizeof(text), "%s",
-             json_string_value(json_object_get(json_array_get(json_object_get(j, "content"), 0),
-                                               "text")));
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(j, "content"), 0), "text")));
     json_decref(j);
     return text;
 }
@@ -667,11 +671,12 @@ static void test_marker_in_tool_result(void **state)
 static void test_non_streaming_message(void **state)
 {
     (void)state;
-    load_script("[{\"id\":\"msg_fixed\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hmm\","
-                "\"signature\":\"s1\"},{\"type\":\"text\",\"text\":\"Hi\",\"chunks\":2},"
-                "{\"type\":\"tool_use\",\"id\":\"toolu_x\",\"name\":\"f\",\"input\":{\"a\":[1,2]}}],"
-                "\"usage\":{\"output_tokens\":7}},"
-                "{\"text\":\"x\",\"error_event\":{\"after\":0,\"type\":\"overloaded_error\"}}]");
+    load_script(
+        "[{\"id\":\"msg_fixed\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hmm\","
+        "\"signature\":\"s1\"},{\"type\":\"text\",\"text\":\"Hi\",\"chunks\":2},"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_x\",\"name\":\"f\",\"input\":{\"a\":[1,2]}}],"
+        "\"usage\":{\"output_tokens\":7}},"
+        "{\"text\":\"x\",\"error_event\":{\"after\":0,\"type\":\"overloaded_error\"}}]");
     resp_t *r = post_messages(ask("hi", false), 0);
     assert_int_equal(r->status, 200);
     assert_string_equal(header(r, "content-type"), "application/json");
@@ -709,8 +714,8 @@ static void test_auth_and_version(void **state)
     assert_api_error(r, 400, "invalid_request_error", "anthropic-version: header is required");
     assert_string_equal(header(r, "x-should-retry"), "false");
     resp_free(r);
-    const char *bearer[] = {"authorization: Bearer tok-0123456789",
-                            "anthropic-version: 2023-06-01", NULL};
+    const char *bearer[] = {"authorization: Bearer tok-0123456789", "anthropic-version: 2023-06-01",
+                            NULL};
     r = http("POST", srv.addr, "/v1/messages?beta=true", stream_req, -1, bearer, 0);
     assert_int_equal(r->status, 200); /* Bearer works too; the query is ignored */
     resp_free(r);
@@ -757,8 +762,8 @@ static void test_body_checks(void **state)
         assert_api_error(r, 400, "invalid_request_error", cases[i].message);
         if (cases[i].message == NULL) {
             json_t *j = body_json(r);
-            const char *m = json_string_value(json_object_get(json_object_get(j, "error"),
-                                                              "message"));
+            const char *m =
+                json_string_value(json_object_get(json_object_get(j, "error"), "message"));
             assert_true(strncmp(m, "The request body is not valid JSON: ", 36) == 0);
             json_decref(j);
         }
@@ -824,14 +829,24 @@ static void test_routes(void **state)
     r = http("GET", srv.addr, "/v1/messages", NULL, 0, api_headers, 0);
     assert_api_error(r, 405, "invalid_request_error", NULL);
     resp_free(r);
+    r = http("DELETE", srv.addr, "/v1/messages", NULL, 0, api_headers, 0);
+    assert_int_equal(r->status, 405);
+    resp_free(r);
+    r = http("GET", srv.addr, "/_mock/requests", NULL, 0, NULL, 0);
+    json_t *reqs = body_json(r);
+    json_t *last = json_array_get(reqs, json_array_size(reqs) - 1);
+    assert_string_equal(cgw_json_str(last, "method", ""), "DELETE");
+    assert_int_equal(cgw_json_int(last, "status", 0), 405);
+    json_decref(reqs);
+    resp_free(r);
     r = http("GET", srv.addr, "/_mock/nothing", NULL, 0, NULL, 0);
     assert_int_equal(r->status, 404);
     resp_free(r);
     r = http("POST", srv.addr, "/_mock/script", "{\"turns\": 3}", -1, NULL, 0);
     assert_int_equal(r->status, 400);
     resp_free(r);
-    r = http("POST", srv.addr, "/_mock/script", "[{\"status\":200,\"cut\":\"sometime\"}]", -1,
-             NULL, 0);
+    r = http("POST", srv.addr, "/_mock/script", "[{\"status\":200,\"cut\":\"sometime\"}]", -1, NULL,
+             0);
     assert_int_equal(r->status, 400);
     resp_free(r);
 }
@@ -896,24 +911,33 @@ static void test_stats_requests_reset(void **state)
 
 /* ---- servers of their own ----------------------------------------------------------------- */
 
+static const char *fixture_path(const char *rel)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
+    return path;
+}
+
 static char *fixture(const char *rel, size_t *len)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
-    char *data = cgw_test_read_file(path, len);
+    char *data = cgw_test_read_file(fixture_path(rel), len);
     assert_non_null(data);
     return data;
+}
+
+/* A server of its own serving the recording `rel` of the fixtures. */
+static void start_replay(server_t *s, const char *rel)
+{
+    const char *args[] = {"--replay", fixture_path(rel), NULL};
+    assert_int_equal(server_start(s, args), 0);
 }
 
 static void test_replay_sse(void **state)
 {
     (void)state;
     const char *rel = "anthropic-sdk-python/tests/lib/streaming/fixtures/basic_response.txt";
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
-    const char *args[] = {"--replay", path, NULL};
     server_t s;
-    assert_int_equal(server_start(&s, args), 0);
+    start_replay(&s, rel);
     size_t len = 0;
     char *want = fixture(rel, &len);
     for (int i = 0; i < 2; i++) { /* served again and again */
@@ -933,15 +957,12 @@ static void test_replay_capture(void **state)
 {
     (void)state;
     const char *rel = "anthropic-sdk-php/fixtures/ga/thinking.txt";
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/anthropic-sse/%s", cgw_test_shared_dir(), rel);
-    const char *args[] = {"--replay", path, NULL};
     server_t s;
-    assert_int_equal(server_start(&s, args), 0);
+    start_replay(&s, rel);
     size_t len = 0;
     char *capture = fixture(rel, &len);
-    const char *body = strstr(capture, "\r\n\r\n") ? strstr(capture, "\r\n\r\n") + 4
-                                                   : strstr(capture, "\n\n") + 2;
+    const char *body =
+        strstr(capture, "\r\n\r\n") ? strstr(capture, "\r\n\r\n") + 4 : strstr(capture, "\n\n") + 2;
     resp_t *r = http("POST", s.addr, "/v1/messages", stream_req, -1, api_headers, 0);
     assert_int_equal(r->rc, CURLE_OK);
     assert_int_equal(r->status, 200);
@@ -967,12 +988,10 @@ static void test_replay_capture(void **state)
     resp_free(r);
     free(ok);
     strcat(thinking, "!");
-    json_object_set_new(json_array_get(json_object_get(json_array_get(json_object_get(req,
-                                                                                      "messages"),
-                                                                      1),
-                                                       "content"),
-                                       0),
-                        "thinking", json_string(thinking));
+    json_object_set_new(
+        json_array_get(
+            json_object_get(json_array_get(json_object_get(req, "messages"), 1), "content"), 0),
+        "thinking", json_string(thinking));
     char *bad = json_dumps(req, 0);
     r = http("POST", s.addr, "/v1/messages", bad, -1, api_headers, 0);
     assert_int_equal(r->status, 400);
@@ -987,14 +1006,9 @@ static void test_replay_exchanges(void **state)
 {
     (void)state;
     /* The SDK's recorded retry run: 429, 429, then a 200 stream; served in that order. */
-    char path[1024];
-    snprintf(path, sizeof(path),
-             "%s/fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/__inline_snapshot__/"
-             "test_messages/TestAsyncStream/a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json",
-             cgw_test_shared_dir());
-    const char *args[] = {"--replay", path, NULL};
     server_t s;
-    assert_int_equal(server_start(&s, args), 0);
+    start_replay(&s, "anthropic-sdk-python/tests/lib/_parse/__inline_snapshot__/test_messages/"
+                     "TestAsyncStream/a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json");
     for (int i = 0; i < 2; i++) {
         resp_t *r = http("POST", s.addr, "/v1/messages", stream_req, -1, api_headers, 0);
         assert_int_equal(r->status, 429);

@@ -391,7 +391,8 @@ static void test_retry_after(void **state)
     int64_t now = 1700000000;
     assert_int_equal(cgw_anthropic_retry_after_ms(NULL, NULL, now), -1);
     assert_int_equal(cgw_anthropic_retry_after_ms("250", NULL, now), 250);
-    assert_int_equal(cgw_anthropic_retry_after_ms("12.5", "3", now), 12);
+    assert_int_equal(cgw_anthropic_retry_after_ms("12.5", "3", now), 13);
+    assert_int_equal(cgw_anthropic_retry_after_ms("0.4", NULL, now), 1); /* rounded up */
     assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "3", now), 3000);
     assert_int_equal(cgw_anthropic_retry_after_ms(NULL, " 0.25 ", now), 250);
     assert_int_equal(cgw_anthropic_retry_after_ms(NULL, "60", now), 60000);

@@ -67,10 +67,14 @@ static void test_script_refusals(void **state)
         {"[{\"error_event\": {\"after\": \"request\"}}]", "a fault position is"},
         {"[{\"hang\": 1, \"cut\": 2}]", "exclude each other"},
         {"[{\"usage\": 3}]", "'usage' must be an object"},
+        {"[{}, {\"repeat\": 0}]", "turn 2: 'repeat' must be 1..10000"},
+        {"[{\"repeat\": \"x\", \"status\": 1}]", "'status' must be 200..599"},
         {"[{\"status\": 429, \"error\": \"x\"}]", "'error' must be an object"},
         {"[{\"status\": 500, \"body\": 1}]", "'body' must be a string"},
         {"{\"when_exhausted\": \"loop\", \"turns\": []}", "'when_exhausted'"},
         {"[{\"replay\": \"/nonexistent/x.sse\"}]", "cannot open /nonexistent/x.sse"},
+        {"[{\"replay\": \"/dev/zero\"}]", "/dev/zero is not a regular file"},
+        {"[{\"replay\": \"/tmp\"}]", "/tmp is not a regular file"},
         {"[{\"response\": 3}]", "turn 1: 'response' must be an object"},
         {"[{\"response\": {\"status\": 100}}]", "status of 200..599"},
         {"[{\"response\": {\"headers\": 5}}]", "'response' headers"},
@@ -113,12 +117,12 @@ static void test_script_load_errors(void **state)
 static void test_script_defaults(void **state)
 {
     (void)state;
-    cgw__mock_script_t *s =
-        parse_ok("[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"abc\"},"
-                 "{\"type\": \"tool_use\", \"name\": \"f\", \"input\": {\"k\": \"v\"}, \"chunks\": 50},"
-                 "{\"type\": \"web_search_tool_result\", \"tool_use_id\": \"srvtoolu_1\","
-                 " \"content\": [], \"delay_ms\": 5}]},"
-                 "{\"status\": 529}, {\"status\": 418}, {\"text\": \"\"}]");
+    cgw__mock_script_t *s = parse_ok(
+        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"abc\"},"
+        "{\"type\": \"tool_use\", \"name\": \"f\", \"input\": {\"k\": \"v\"}, \"chunks\": 50},"
+        "{\"type\": \"web_search_tool_result\", \"tool_use_id\": \"srvtoolu_1\","
+        " \"content\": [], \"delay_ms\": 5}]},"
+        "{\"status\": 529}, {\"status\": 418}, {\"text\": \"\"}]");
     assert_int_equal(s->nturns, 4);
     cgw__mock_turn_t *t = &s->turns[0];
     assert_string_equal(t->name, "turn-1");
@@ -137,6 +141,12 @@ static void test_script_defaults(void **state)
     assert_string_equal(s->turns[1].error_type, "overloaded_error");
     assert_string_equal(s->turns[1].error_message, "Overloaded");
     assert_string_equal(s->turns[2].error_type, "invalid_request_error");
+    cgw__mock_script_free(s);
+    s = parse_ok("[{\"status\": 429, \"repeat\": 3}, {\"name\": \"ok\", \"text\": \"\"}]");
+    assert_int_equal(s->nturns, 4);
+    assert_string_equal(s->turns[2].name, "turn-1"); /* the copies share the name */
+    assert_int_equal(s->turns[2].status, 429);
+    assert_string_equal(s->turns[3].name, "ok");
     assert_int_equal(json_array_size(s->turns[3].blocks[0].deltas), 0); /* empty text */
     assert_int_equal(json_integer_value(json_object_get(s->turns[3].usage, "output_tokens")), 1);
     cgw__mock_script_free(s);
@@ -173,8 +183,8 @@ static void test_capture_parse(void **state)
     assert_int_equal(c->body_len, sizeof(bare) - 1);
     cgw__mock_capture_free(c);
 
-    const char *bad[] = {"HTTP/1.1\r\n\r\n", "HTTP/1.1 abc\r\n\r\n", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
-                         "HTTP/1.1 700 Odd\r\n\r\n"};
+    const char *bad[] = {"HTTP/1.1\r\n\r\n", "HTTP/1.1 abc\r\n\r\n",
+                         "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "HTTP/1.1 700 Odd\r\n\r\n"};
     for (size_t i = 0; i < 4; i++) {
         c = NULL;
         assert_int_equal(cgw__mock_capture_parse(bad[i], strlen(bad[i]), &c, &err), CGW_ECONFIG);
@@ -246,12 +256,15 @@ static void test_sse_harvest(void **state)
         "event: content_block_start\n"
         "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
         "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}   \n\n"
-        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+        "data: "
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
         "\"thinking\":\"ab\"}}\n\n"
-        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+        "data: "
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
         "\"thinking\":\"c\"}}\n\n"
         "data: not json\n\n"
-        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+        "data: "
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
         "\"signature\":\"SIG\"}}\n\n"
         "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
         "data:{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
@@ -280,13 +293,14 @@ static void plan_names(const cgw__mock_plan_t *p, char *out, size_t cap)
 static void test_plan_faults(void **state)
 {
     (void)state;
-    cgw__mock_script_t *s = parse_ok(
-        "[{\"text\": \"ab\", \"chunks\": 2, \"delay_ms\": 5, \"ping\": false},"
-        " {\"text\": \"ab\", \"chunks\": 2, \"hang\": 1},"
-        " {\"text\": \"ab\", \"chunks\": 2, \"cut\": 0},"
-        " {\"text\": \"ab\", \"chunks\": 2, \"error_event\": {\"after\": 9}},"
-        " {\"text\": \"ab\", \"cut\": \"request\"},"
-        " {\"text\": \"ab\", \"hang\": \"headers\", \"headers\": {\"x-a\": \"1\", \"x-b\": null}}]");
+    cgw__mock_script_t *s =
+        parse_ok("[{\"text\": \"ab\", \"chunks\": 2, \"delay_ms\": 5, \"ping\": false},"
+                 " {\"text\": \"ab\", \"chunks\": 2, \"hang\": 1},"
+                 " {\"text\": \"ab\", \"chunks\": 2, \"cut\": 0},"
+                 " {\"text\": \"ab\", \"chunks\": 2, \"error_event\": {\"after\": 9}},"
+                 " {\"text\": \"ab\", \"cut\": \"request\"},"
+                 " {\"text\": \"ab\", \"hang\": \"headers\", \"headers\": {\"x-a\": \"1\", "
+                 "\"x-b\": null}}]");
     static const char *const want[] = {
         "message_start content_block_start content_block_delta content_block_delta "
         "content_block_stop message_delta message_stop",
@@ -353,7 +367,8 @@ static void test_stream_matches_message(void **state)
     /* The streamed answer and the non-streamed one come from the same turn: accumulating the
      * stream must give exactly the Message. */
     cgw__mock_script_t *s = parse_ok(
-        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", \"chunks\": 4},"
+        "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", "
+        "\"chunks\": 4},"
         "  {\"type\": \"redacted_thinking\", \"data\": \"RD\"},"
         "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"]},"
         "  {\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\","
@@ -392,12 +407,45 @@ static void test_stream_matches_message(void **state)
     cgw__mock_script_free(s);
 }
 
+static void test_delta_bytes(void **state)
+{
+    (void)state;
+    /* Deltas are rendered without jansson; the bytes must be what jansson would write. */
+    cgw__mock_script_t *s = parse_ok(
+        "[{\"content\": [{\"type\": \"text\", \"deltas\": [\"q\\\"\\\\/\", "
+        "\"\\u0001\\u001f\\u007f\", \"\\b\\f\\r\\n\\t\", \"\\u00e9\\u2603\\ud83d\\ude00\", \"\"]},"
+        "{\"type\": \"thinking\", \"thinking\": \"t\", \"signature\": \"s\\\"ig\"}]}]");
+    cgw__mock_plan_t *p = NULL;
+    assert_int_equal(cgw__mock_plan_stream(&s->turns[0], "m", "msg_1", &p), CGW_OK);
+    size_t checked = 0;
+    for (size_t i = 0; i < p->nframes; i++) {
+        const char *data = strstr(p->frames[i].bytes, "data: ") + 6;
+        if (strncmp(p->frames[i].bytes, "event: content_block_delta\n", 27) != 0) {
+            continue;
+        }
+        json_t *v =
+            json_loadb(data, p->frames[i].len - (size_t)(data - p->frames[i].bytes), 0, NULL);
+        assert_non_null(v);
+        char *want = json_dumps(v, JSON_COMPACT);
+        size_t n = strlen(want);
+        assert_memory_equal(data, want, n);
+        assert_string_equal(data + n, "\n\n");
+        free(want);
+        json_decref(v);
+        checked++;
+    }
+    assert_int_equal(checked, 7);
+    cgw__mock_plan_free(p);
+    cgw__mock_script_free(s);
+}
+
 static void test_turn_message(void **state)
 {
     (void)state;
-    cgw__mock_script_t *s = parse_ok(
-        "[{\"model\": \"fixed\", \"stop_reason\": \"max_tokens\", \"content\": ["
-        "{\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\", \"input_deltas\": [\"{\\\"a\\\":\"]}]}]");
+    cgw__mock_script_t *s =
+        parse_ok("[{\"model\": \"fixed\", \"stop_reason\": \"max_tokens\", \"content\": ["
+                 "{\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\", \"input_deltas\": "
+                 "[\"{\\\"a\\\":\"]}]}]");
     json_t *m = cgw__mock_turn_message(&s->turns[0], "asked", "msg_9");
     assert_string_equal(cgw_json_str(m, "model", ""), "fixed");
     assert_string_equal(cgw_json_str(m, "id", ""), "msg_9");
@@ -442,7 +490,8 @@ static void test_check_body(void **state)
                         "\"content\":[{\"type\":\"thinking\",\"thinking\":\"thought\"}]}]}";
     assert_int_equal(cgw__mock_check_body(nosig, strlen(nosig), issued, &parsed, &rej), -1);
     assert_null(parsed);
-    assert_string_equal(rej.message, "messages.0.content.0: Invalid `signature` in `thinking` block");
+    assert_string_equal(rej.message,
+                        "messages.0.content.0: Invalid `signature` in `thinking` block");
     assert_int_equal(cgw__mock_check_body(NULL, 0, issued, &parsed, &rej), -1);
     assert_int_equal(rej.status, 400);
     assert_true(strncmp(rej.message, "The request body is not valid JSON: ", 36) == 0);
@@ -552,8 +601,9 @@ static void test_in_process_server(void **state)
     assert_non_null(fgets(addr, sizeof(addr), in));
     fclose(in);
     addr[strcspn(addr, "\n")] = '\0';
-#define ASK(word) "{\"model\":\"m\",\"max_tokens\":9,\"stream\":true,\"messages\":" \
-                  "[{\"role\":\"user\",\"content\":\"" word "\"}]}"
+#define ASK(word)                                                                                  \
+    "{\"model\":\"m\",\"max_tokens\":9,\"stream\":true,\"messages\":"                              \
+    "[{\"role\":\"user\",\"content\":\"" word "\"}]}"
     size_t got = 0;
     assert_int_equal(fetch(addr, ASK("hello"), 5000, &got), CURLE_OK);
     assert_true(got > 0);
@@ -619,14 +669,14 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_script_refusals),  cmocka_unit_test(test_script_load_errors),
-        cmocka_unit_test(test_script_defaults),  cmocka_unit_test(test_capture_parse),
-        cmocka_unit_test(test_response_turns),
-        cmocka_unit_test(test_sse_frames),       cmocka_unit_test(test_sse_harvest),
-        cmocka_unit_test(test_plan_faults),      cmocka_unit_test(test_turn_message),
-        cmocka_unit_test(test_stream_matches_message),
-        cmocka_unit_test(test_check_body),       cmocka_unit_test(test_last_user_text),
-        cmocka_unit_test(test_in_process_server), cmocka_unit_test(test_new_refusals),
+        cmocka_unit_test(test_script_refusals), cmocka_unit_test(test_script_load_errors),
+        cmocka_unit_test(test_script_defaults), cmocka_unit_test(test_capture_parse),
+        cmocka_unit_test(test_response_turns),  cmocka_unit_test(test_sse_frames),
+        cmocka_unit_test(test_sse_harvest),     cmocka_unit_test(test_plan_faults),
+        cmocka_unit_test(test_turn_message),    cmocka_unit_test(test_stream_matches_message),
+        cmocka_unit_test(test_delta_bytes),     cmocka_unit_test(test_check_body),
+        cmocka_unit_test(test_last_user_text),  cmocka_unit_test(test_in_process_server),
+        cmocka_unit_test(test_new_refusals),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
