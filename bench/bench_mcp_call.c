@@ -127,9 +127,11 @@ static void raw_wait(raw_t *r, const char *needle)
 
 static void raw_init(raw_t *r)
 {
-    raw_send(r, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
-                "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"raw\",\"version\":"
-                "\"1\"}}}\n");
+    raw_send(
+        r,
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+        "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"raw\",\"version\":"
+        "\"1\"}}}\n");
     raw_wait(r, "\"id\":1}");
     raw_send(r, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
 }
@@ -137,8 +139,10 @@ static void raw_init(raw_t *r)
 static uint64_t raw_call(raw_t *r, int id, uint64_t *cpu)
 {
     char line[256], needle[32];
-    snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
-             "{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n", id);
+    snprintf(line, sizeof(line),
+             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
+             "{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n",
+             id);
     snprintf(needle, sizeof(needle), "\"id\":%d}", id);
     uint64_t c0 = cpu_ns(), t0 = now_ns();
     raw_send(r, line);
@@ -201,11 +205,15 @@ int main(int argc, char **argv)
     n = (n + 2 * BLOCK - 1) / (2 * BLOCK) * 2 * BLOCK;
     const char *npm = getenv("CGW_NPM_DIR") != NULL ? getenv("CGW_NPM_DIR") : ".cache/npm";
     char entry[1024];
-    snprintf(entry, sizeof(entry), "%s/node_modules/@modelcontextprotocol/server-everything/dist/"
-             "index.js", npm);
+    snprintf(entry, sizeof(entry),
+             "%s/node_modules/@modelcontextprotocol/server-everything/dist/"
+             "index.js",
+             npm);
     if (access(entry, R_OK) != 0) {
-        fprintf(stderr, "bench_mcp_call: %s not found (run from the repository root after "
-                "make setup, or set CGW_NPM_DIR)\n", entry);
+        fprintf(stderr,
+                "bench_mcp_call: %s not found (run from the repository root after "
+                "make setup, or set CGW_NPM_DIR)\n",
+                entry);
         return 1;
     }
     cgw_ctx_options_t co;

@@ -53,7 +53,7 @@ typedef struct cgw_mcp_reply cgw_mcp_reply_t;
 /** One notifications/progress of a call. Strings are valid only during the callback. */
 typedef struct cgw_mcp_progress {
     double progress;
-    double total;       /**< meaningful only when has_total */
+    double total; /**< meaningful only when has_total */
     bool has_total;
     const char *message; /**< NULL when the server sent none */
 } cgw_mcp_progress_t;
@@ -130,6 +130,11 @@ typedef struct cgw_mcp_manager_options {
     /** Wait after closing a server's stdin before SIGTERM, and after SIGTERM before SIGKILL
      *  (default 2000 ms). */
     uint32_t term_grace_ms;
+    /** Liveness: a READY server is sent a ping every ping_interval_ms (default 30000; 0 =
+     *  never). One that does not answer within min(interval, its startup timeout) is
+     *  treated as dead: its calls fail with tool_error/connection_error and it is stopped
+     *  and restarted like a server that exited. */
+    uint32_t ping_interval_ms;
     /** Handlers for server requests; NULL = not declared, answered with -32601. */
     cgw_mcp_request_handler_cb sampling;
     cgw_mcp_request_handler_cb elicitation;
@@ -213,10 +218,9 @@ typedef void (*cgw_mcp_call_done_cb)(const cgw_mcp_call_result_t *result, void *
  *  *handle (may be NULL) identifies the call for cgw_mcp_call_cancel until `done` runs.
  *  Returns CGW_OK, CGW_EINVAL (no tool or done, input not an object) or CGW_ENOMEM; every
  *  other failure (unknown tool, server down, timeout) is reported through `done`. */
-CGW_EXTERN int cgw_mcp_manager_call(cgw_mcp_manager_t *mgr, const char *tool,
-                                    const json_t *input, const cgw_mcp_call_options_t *opts,
-                                    cgw_mcp_call_done_cb done, void *user,
-                                    cgw_mcp_call_t **handle);
+CGW_EXTERN int cgw_mcp_manager_call(cgw_mcp_manager_t *mgr, const char *tool, const json_t *input,
+                                    const cgw_mcp_call_options_t *opts, cgw_mcp_call_done_cb done,
+                                    void *user, cgw_mcp_call_t **handle);
 
 /** Cancels a call in flight: notifications/cancelled goes to the server (if the request was
  *  sent) and `done` runs before this returns with status CGW_ECANCELED and a tool_error.

@@ -29,22 +29,23 @@ typedef struct tools_args {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: claude-gateway tools [options]\n\n"
-            "Starts the configured MCP servers and lists their tools.\n"
-            "Servers come from ~/.claude.json (top-level and projects[<dir>]) and <dir>/.mcp.json,\n"
-            "as Claude Code writes them.\n\n"
-            "  --mcp-config FILE        also read the \"mcpServers\" of FILE (highest precedence)\n"
-            "  --strict-mcp-config      read only --mcp-config FILE\n"
-            "  --claude-json PATH       instead of ~/.claude.json\n"
-            "  --project DIR            project directory (default: the current directory)\n"
-            "  --allowed-servers a,b    start only these servers\n"
-            "  --prefixed               show tools as mcp__<server>__<tool>\n"
-            "  --settle MS              after start-up, wait MS for tool list changes\n"
-            "  --json                   print JSON instead of a table\n"
-            "  --log-level LEVEL        trace, debug, info, warn, error, off (default off)\n\n"
-            "Exit status: 0 when every server started, 1 when one failed (reasons are printed),\n"
-            "2 on a usage or configuration error.\n");
+    fprintf(
+        out,
+        "usage: claude-gateway tools [options]\n\n"
+        "Starts the configured MCP servers and lists their tools.\n"
+        "Servers come from ~/.claude.json (top-level and projects[<dir>]) and <dir>/.mcp.json,\n"
+        "as Claude Code writes them.\n\n"
+        "  --mcp-config FILE        also read the \"mcpServers\" of FILE (highest precedence)\n"
+        "  --strict-mcp-config      read only --mcp-config FILE\n"
+        "  --claude-json PATH       instead of ~/.claude.json\n"
+        "  --project DIR            project directory (default: the current directory)\n"
+        "  --allowed-servers a,b    start only these servers\n"
+        "  --prefixed               show tools as mcp__<server>__<tool>\n"
+        "  --settle MS              after start-up, wait MS for tool list changes\n"
+        "  --json                   print JSON instead of a table\n"
+        "  --log-level LEVEL        trace, debug, info, warn, error, off (default off)\n\n"
+        "Exit status: 0 when every server started, 1 when one failed (reasons are printed),\n"
+        "2 on a usage or configuration error.\n");
 }
 
 static int split_allowed(tools_args_t *a, const char *list)
@@ -86,22 +87,42 @@ static int parse_args(int argc, char **argv, tools_args_t *a)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (c) {
-        case O_CFG: a->mcp_config = optarg; break;
-        case O_STRICT: a->strict = 1; break;
-        case O_CJ: a->claude_json = optarg; break;
-        case O_PROJ: a->project = optarg; break;
+        case O_CFG:
+            a->mcp_config = optarg;
+            break;
+        case O_STRICT:
+            a->strict = 1;
+            break;
+        case O_CJ:
+            a->claude_json = optarg;
+            break;
+        case O_PROJ:
+            a->project = optarg;
+            break;
         case O_ALLOW:
             if (split_allowed(a, optarg) != 0) {
                 fprintf(stderr, "claude-gateway tools: too many allowed servers\n");
                 return 2;
             }
             break;
-        case O_PREF: a->prefixed = 1; break;
-        case O_SETTLE: a->settle_ms = atoi(optarg); break;
-        case O_JSON: a->json = 1; break;
-        case O_LOG: a->log_level = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case O_PREF:
+            a->prefixed = 1;
+            break;
+        case O_SETTLE:
+            a->settle_ms = atoi(optarg);
+            break;
+        case O_JSON:
+            a->json = 1;
+            break;
+        case O_LOG:
+            a->log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc || (a->strict && a->mcp_config == NULL)) {
@@ -129,8 +150,8 @@ static int load_config(const tools_args_t *a, cgw_mcp_config_t **cfg)
     cgw_error_clear(&err);
     int rc = cgw_mcp_config_load(&o, cfg, &err);
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway tools: %s\n", err.message[0] ? err.message
-                                                                    : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway tools: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -167,8 +188,7 @@ static json_t *servers_json(const cgw_mcp_manager_t *mgr, size_t *failed)
         *failed += st.state != CGW_MCP_SERVER_READY;
         json_t *s = json_pack("{s:s,s:s,s:I,s:s}", "name", st.name, "state",
                               cgw_mcp_server_state_name(st.state), "tool_count",
-                              (json_int_t)st.tool_count, "protocol_version",
-                              st.protocol_version);
+                              (json_int_t)st.tool_count, "protocol_version", st.protocol_version);
         if (st.state != CGW_MCP_SERVER_READY) {
             json_object_set_new(s, "reason", json_string(st.reason));
             json_object_set_new(s, "stderr", json_string(st.stderr_tail));
@@ -217,13 +237,15 @@ static void print_table(const cgw_mcp_manager_t *mgr, json_t *tools, json_t *ser
 {
     size_t w_tool = 4, w_srv = 6, i;
     json_t *t;
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         size_t a = strlen(cgw_json_str(t, "name", "")), b = strlen(cgw_json_str(t, "server", ""));
         w_tool = a > w_tool ? a : w_tool;
         w_srv = b > w_srv ? b : w_srv;
     }
     printf("%-*s  %-*s  %s\n", (int)w_tool, "TOOL", (int)w_srv, "SERVER", "DESCRIPTION");
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         const char *d = cgw_json_str(t, "description", "");
         size_t n = strcspn(d, "\n");
         printf("%-*s  %-*s  %.*s%s\n", (int)w_tool, cgw_json_str(t, "name", ""), (int)w_srv,
@@ -231,7 +253,8 @@ static void print_table(const cgw_mcp_manager_t *mgr, json_t *tools, json_t *ser
     }
     printf("\n%zu tools from %zu servers\n", json_array_size(tools),
            cgw_mcp_manager_server_count(mgr));
-    json_array_foreach(servers, i, t) {
+    json_array_foreach(servers, i, t)
+    {
         const char *state = cgw_json_str(t, "state", "");
         if (strcmp(state, "ready") == 0) {
             printf("  %s: ready, %lld tools, protocol %s\n", cgw_json_str(t, "name", ""),

@@ -62,22 +62,22 @@ struct cgw__mcp_client {
     enum cstate state;
     int ready_reported;
     int closed;
-    json_t *tools;      /* last complete list */
-    json_t *pages;      /* list being assembled */
+    json_t *tools; /* last complete list */
+    json_t *pages; /* list being assembled */
     int n_pages;
-    int listing;        /* a tools/list is in flight */
-    int relist;         /* list_changed arrived meanwhile */
+    int listing; /* a tools/list is in flight */
+    int relist;  /* list_changed arrived meanwhile */
     struct event *relist_timer;
     uint32_t list_delay_ms;
     uint32_t startup_timeout_ms;
     char version[32];
     json_t *server_info;
-    json_t *roots;      /* {"roots":[...]} ready to send */
+    json_t *roots; /* {"roots":[...]} ready to send */
     cgw_mcp_request_handler_cb sampling, elicitation;
     void *handler_user;
     cgw_buf_t out;
     int depth;
-    int doomed;         /* free requested from inside a callback */
+    int doomed; /* free requested from inside a callback */
     int doomed_detach;
 };
 
@@ -230,8 +230,8 @@ static json_t *with_progress_token(json_t *params, json_int_t token)
 }
 
 int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *params,
-                            const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply,
-                            void *user, cgw__mcp_req_t **handle)
+                            const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
+                            cgw__mcp_req_t **handle)
 {
     if (c->closed || c->doomed || c->tr == NULL) {
         return CGW_ECLOSED;
@@ -300,6 +300,13 @@ static void fail_all(cgw__mcp_client_t *c, int code, const char *detail)
     while (c->reqs != NULL) {
         complete(c->reqs, code, NULL, NULL, detail);
     }
+}
+
+void cgw__mcp_client_fail_pending(cgw__mcp_client_t *c, int code, const char *detail)
+{
+    enter(c);
+    fail_all(c, code, detail);
+    leave(c);
 }
 
 /* ---- start: initialize, initialized, tools/list ---------------------------------------- */
@@ -388,7 +395,8 @@ static void list_reply(void *user, int rc, const json_t *result, const json_t *r
     }
     size_t i;
     json_t *t;
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         if (json_is_object(t) && json_is_string(json_object_get(t, "name"))) {
             json_array_append(c->pages, t);
         }
@@ -443,9 +451,11 @@ static void init_reply(void *user, int rc, const json_t *result, const json_t *r
     }
     const char *v = cgw_json_str(result, "protocolVersion", NULL);
     if (!version_supported(v)) {
-        snprintf(msg, sizeof(msg), "MCP server '%s' answered protocol version '%s', which this "
-                 "client does not speak (%s to %s)", c->name, v != NULL ? v : "(none)",
-                 CGW_MCP_PROTOCOL_VERSION_OLDEST, CGW_MCP_PROTOCOL_VERSION);
+        snprintf(msg, sizeof(msg),
+                 "MCP server '%s' answered protocol version '%s', which this "
+                 "client does not speak (%s to %s)",
+                 c->name, v != NULL ? v : "(none)", CGW_MCP_PROTOCOL_VERSION_OLDEST,
+                 CGW_MCP_PROTOCOL_VERSION);
         report_ready(c, CGW_EPROTO, msg);
         return;
     }
@@ -472,10 +482,9 @@ static json_t *capabilities(const cgw__mcp_client_t *c)
 
 static int send_initialize(cgw__mcp_client_t *c)
 {
-    json_t *params = json_pack("{s:s,s:o,s:{s:s,s:s}}", "protocolVersion",
-                               CGW_MCP_PROTOCOL_VERSION, "capabilities", capabilities(c),
-                               "clientInfo", "name", "claude-gateway", "version",
-                               CGW_VERSION_STRING);
+    json_t *params = json_pack("{s:s,s:o,s:{s:s,s:s}}", "protocolVersion", CGW_MCP_PROTOCOL_VERSION,
+                               "capabilities", capabilities(c), "clientInfo", "name",
+                               "claude-gateway", "version", CGW_VERSION_STRING);
     if (params == NULL) {
         return CGW_ENOMEM;
     }
@@ -545,9 +554,9 @@ static cgw_log_level_t mcp_level(const char *level)
     static const struct {
         const char *name;
         cgw_log_level_t lvl;
-    } map[] = {{"debug", CGW_LOG_DEBUG},   {"info", CGW_LOG_INFO},   {"notice", CGW_LOG_INFO},
-               {"warning", CGW_LOG_WARN},  {"error", CGW_LOG_ERROR}, {"critical", CGW_LOG_ERROR},
-               {"alert", CGW_LOG_ERROR},   {"emergency", CGW_LOG_ERROR}};
+    } map[] = {{"debug", CGW_LOG_DEBUG},  {"info", CGW_LOG_INFO},      {"notice", CGW_LOG_INFO},
+               {"warning", CGW_LOG_WARN}, {"error", CGW_LOG_ERROR},    {"critical", CGW_LOG_ERROR},
+               {"alert", CGW_LOG_ERROR},  {"emergency", CGW_LOG_ERROR}};
     for (size_t i = 0; level != NULL && i < sizeof(map) / sizeof(map[0]); i++) {
         if (strcmp(level, map[i].name) == 0) {
             return map[i].lvl;
@@ -613,8 +622,10 @@ static void server_response(cgw__mcp_client_t *c, const cgw__rpc_msg_t *m, json_
     cgw__mcp_req_t *r = m->id != NULL && cgw__rpc_id_int(m->id, &id) ? find_req(c, id) : NULL;
     if (r == NULL) {
         char *ids = m->id != NULL ? cgw_json_dump(m->id, NULL) : NULL;
-        CGW_DEBUG(c->ctx, "mcp", "server '%s': dropped an answer to unknown, finished or "
-                  "cancelled request id %s", c->name, ids != NULL ? ids : "null");
+        CGW_DEBUG(c->ctx, "mcp",
+                  "server '%s': dropped an answer to unknown, finished or "
+                  "cancelled request id %s",
+                  c->name, ids != NULL ? ids : "null");
         cgw_free(ids);
         return;
     }
@@ -638,8 +649,9 @@ static void tr_message(void *user, json_t *msg)
     } else if (m.kind == CGW_RPC_NOTIFICATION) {
         server_notification(c, &m);
     } else if (m.kind == CGW_RPC_ERROR && m.id == NULL) {
-        CGW_WARN(c->ctx, "mcp", "server '%s' reported an error with no id: %" JSON_INTEGER_FORMAT
-                 " %s", c->name, m.err_code, m.err_message);
+        CGW_WARN(c->ctx, "mcp",
+                 "server '%s' reported an error with no id: %" JSON_INTEGER_FORMAT " %s", c->name,
+                 m.err_code, m.err_message);
     } else {
         server_response(c, &m, msg);
     }
@@ -660,8 +672,10 @@ static void tr_bad_message(void *user, int code, int has_id, json_int_t id, cons
                  r->method, detail);
         complete(r, CGW_ELINETOOLONG, NULL, NULL, msg);
     } else {
-        CGW_WARN(c->ctx, "mcp", "server '%s': an oversize message of unknown origin was "
-                 "discarded", c->name);
+        CGW_WARN(c->ctx, "mcp",
+                 "server '%s': an oversize message of unknown origin was "
+                 "discarded",
+                 c->name);
     }
     leave(c);
 }
@@ -699,8 +713,7 @@ static json_t *roots_result(const char *const *roots)
 }
 
 int cgw__mcp_client_new(cgw_ctx_t *ctx, const cgw__mcp_client_params_t *p,
-                        const cgw__mcp_client_cbs_t *cbs, cgw__mcp_client_t **out,
-                        cgw_error_t *err)
+                        const cgw__mcp_client_cbs_t *cbs, cgw__mcp_client_t **out, cgw_error_t *err)
 {
     *out = NULL;
     cgw__mcp_client_t *c = cgw__calloc(1, sizeof(*c));

@@ -33,8 +33,8 @@ typedef struct cgw__mcp_req cgw__mcp_req_t;
 /* Completion of a request. rc CGW_OK: `result` is the JSON-RPC result (borrowed). CGW_ERPC:
  * `rpc_error` is the error object (borrowed). Anything else (CGW_ETIMEDOUT, CGW_ECANCELED,
  * CGW_ESERVERDIED, CGW_ELINETOOLONG, ...): both NULL, `detail` says what happened. */
-typedef void (*cgw__mcp_reply_cb)(void *user, int rc, const json_t *result,
-                                  const json_t *rpc_error, const char *detail);
+typedef void (*cgw__mcp_reply_cb)(void *user, int rc, const json_t *result, const json_t *rpc_error,
+                                  const char *detail);
 
 typedef struct cgw__mcp_client_cbs {
     /* Start finished: rc CGW_OK (tools listed) or the failure; fires once. */
@@ -49,12 +49,12 @@ typedef struct cgw__mcp_client_cbs {
 typedef struct cgw__mcp_client_params {
     const char *name;
     const cgw__stdio_params_t *stdio;
-    uint32_t startup_timeout_ms;       /* initialize and each tools/list page */
-    const char *const *roots;          /* file:// URIs answered to roots/list; NULL = cwd */
+    uint32_t startup_timeout_ms;            /* initialize and each tools/list page */
+    const char *const *roots;               /* file:// URIs answered to roots/list; NULL = cwd */
     cgw_mcp_request_handler_cb sampling;    /* NULL = not declared, -32601 */
     cgw_mcp_request_handler_cb elicitation; /* NULL = not declared, -32601 */
     void *handler_user;
-    uint32_t list_changed_delay_ms;    /* quiet period before re-listing; 0 = 20 ms */
+    uint32_t list_changed_delay_ms; /* quiet period before re-listing; 0 = 20 ms */
 } cgw__mcp_client_params_t;
 
 /* Spawns and starts the session; on_ready follows on the loop. *out is owned by the caller
@@ -70,9 +70,9 @@ int cgw__mcp_client_new(cgw_ctx_t *ctx, const cgw__mcp_client_params_t *p,
 void cgw__mcp_client_free(cgw__mcp_client_t *c, int detach);
 
 typedef struct cgw__mcp_req_opts {
-    uint32_t timeout_ms;           /* 0 = no timeout */
-    uint32_t max_total_ms;         /* hard cap when progress resets the timeout; 0 = 10x */
-    cgw_mcp_progress_cb progress;  /* non-NULL: a progressToken is sent */
+    uint32_t timeout_ms;          /* 0 = no timeout */
+    uint32_t max_total_ms;        /* hard cap when progress resets the timeout; 0 = 10x */
+    cgw_mcp_progress_cb progress; /* non-NULL: a progressToken is sent */
     void *progress_user;
 } cgw__mcp_req_opts_t;
 
@@ -80,12 +80,16 @@ typedef struct cgw__mcp_req_opts {
  * never from inside this call. *handle (may be NULL) is valid until `reply` runs. Returns
  * CGW_OK, CGW_ENOTREADY/CGW_ECLOSED (connection gone) or CGW_ENOMEM. */
 int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *params,
-                            const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply,
-                            void *user, cgw__mcp_req_t **handle);
+                            const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
+                            cgw__mcp_req_t **handle);
 
 /* Cancels a pending request: notifications/cancelled goes out with `reason`, and reply runs
  * now (synchronously, from inside this call) with CGW_ECANCELED. */
 void cgw__mcp_client_cancel(cgw__mcp_client_t *c, cgw__mcp_req_t *req, const char *reason);
+
+/* Fails every pending request now with `code` and `detail` (the owner decided the server is
+ * dead, e.g. it stopped answering pings). Replies run from inside this call. */
+void cgw__mcp_client_fail_pending(cgw__mcp_client_t *c, int code, const char *detail);
 
 /* Tools of the last completed tools/list (array, borrowed until the next refresh). */
 const json_t *cgw__mcp_client_tools(const cgw__mcp_client_t *c);

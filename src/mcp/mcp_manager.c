@@ -28,17 +28,18 @@
 #define RESTART_INITIAL_MS 500
 #define RESTART_MAX_MS 30000
 #define STABLE_MS 10000 /* a server ready this long before dying restarts at the initial delay */
+#define PING_INTERVAL_MS 30000
 
 typedef struct server server_t;
 
 struct cgw_mcp_call {
     cgw_mcp_manager_t *mgr;
     server_t *srv;
-    char *tool;                 /* exposed name */
-    char *server_tool;          /* the server's name for it */
-    cgw__mcp_req_t *req;        /* while the request is in flight */
-    struct event *deferred;     /* a failure waiting to be delivered */
-    cgw_mcp_outcome_t outcome;  /* for deferred failures */
+    char *tool;                /* exposed name */
+    char *server_tool;         /* the server's name for it */
+    cgw__mcp_req_t *req;       /* while the request is in flight */
+    struct event *deferred;    /* a failure waiting to be delivered */
+    cgw_mcp_outcome_t outcome; /* for deferred failures */
     int status;
     cgw_mcp_call_done_cb done;
     void *user;
@@ -52,27 +53,29 @@ struct server {
     const cgw_mcp_server_config_t *cfg;
     cgw__mcp_client_t *client;
     cgw_mcp_server_state_t state;
-    int initial_done;           /* counted for the started callback */
+    int initial_done; /* counted for the started callback */
     char reason[512];
-    cgw_buf_t stderr_tail;      /* copied when a session ends */
+    cgw_buf_t stderr_tail; /* copied when a session ends */
     char version[32];
-    json_t *tools;              /* last known list */
+    json_t *tools; /* last known list */
     uint64_t calls, errors, restarts;
     uint32_t backoff_ms, attempts;
     uint64_t ready_since_ms;
     struct event *restart_timer;
+    struct event *ping_timer;
+    cgw__mcp_req_t *ping_req;
 };
 
 struct cgw_mcp_manager {
     cgw_ctx_t *ctx;
     cgw_mcp_manager_options_t opts;
-    char **builtins;            /* copies behind opts.naming.builtin_names */
-    char **roots;               /* NULL-terminated file:// URIs */
+    char **builtins; /* copies behind opts.naming.builtin_names */
+    char **roots;    /* NULL-terminated file:// URIs */
     server_t *servers;
     size_t n;
     cgw_mcp_toolmap_t *map;
-    json_t *defs;               /* exposed name -> the server's tool object */
-    cgw_mcp_call_t *pending;    /* calls not attached to a server (deferred failures) */
+    json_t *defs;            /* exposed name -> the server's tool object */
+    cgw_mcp_call_t *pending; /* calls not attached to a server (deferred failures) */
     int started;
     cgw_mcp_started_cb started_cb;
     void *started_user;
@@ -111,9 +114,9 @@ static void fill_status(const server_t *s, cgw_mcp_server_status_t *st)
     st->name = s->cfg->name;
     st->state = s->state;
     st->reason = s->reason;
-    st->stderr_tail = s->client != NULL ? cgw__mcp_client_stderr(s->client)
+    st->stderr_tail = s->client != NULL             ? cgw__mcp_client_stderr(s->client)
                       : s->stderr_tail.data != NULL ? s->stderr_tail.data
-                                                     : "";
+                                                    : "";
     st->protocol_version = s->version;
     st->pid = s->client != NULL ? cgw__mcp_client_pid(s->client) : 0;
     st->tool_count = json_array_size(s->tools);
@@ -143,11 +146,12 @@ static int rebuild_tools(cgw_mcp_manager_t *m)
     for (size_t i = 0; rc == CGW_OK && i < m->n; i++) {
         size_t k;
         json_t *t;
-        json_array_foreach(m->servers[i].tools, k, t) {
+        json_array_foreach(m->servers[i].tools, k, t)
+        {
             const cgw_mcp_tool_ref_t *ref = NULL;
             cgw_mcp_tool_status_t st;
-            rc = cgw_mcp_toolmap_add(map, m->servers[i].cfg->name,
-                                     cgw_json_str(t, "name", ""), &st, &ref);
+            rc = cgw_mcp_toolmap_add(map, m->servers[i].cfg->name, cgw_json_str(t, "name", ""), &st,
+                                     &ref);
             if (rc != CGW_OK) {
                 break;
             }
@@ -225,6 +229,7 @@ static void keep_stderr(server_t *s)
 
 static void drop_client(server_t *s)
 {
+    event_del(s->ping_timer);
     keep_stderr(s);
     cgw__mcp_client_free(s->client, 1); /* detached: shutdown continues in the background */
     s->client = NULL;
@@ -235,15 +240,15 @@ static void schedule_restart(server_t *s)
     cgw_mcp_manager_t *m = s->mgr;
     uint32_t max = m->opts.restart_max_ms;
     if (m->opts.restart_max_attempts > 0 && s->attempts >= m->opts.restart_max_attempts) {
-        CGW_ERROR(m->ctx, "mcp", "server '%s': giving up after %u restart attempts",
-                  s->cfg->name, (unsigned)s->attempts);
+        CGW_ERROR(m->ctx, "mcp", "server '%s': giving up after %u restart attempts", s->cfg->name,
+                  (unsigned)s->attempts);
         set_state(s, CGW_MCP_SERVER_FAILED);
         return;
     }
     uint32_t delay = s->backoff_ms;
     s->backoff_ms = s->backoff_ms > max / 2 ? max : s->backoff_ms * 2;
-    CGW_WARN(m->ctx, "mcp", "server '%s': restarting in %u ms (%s)", s->cfg->name,
-             (unsigned)delay, s->reason);
+    CGW_WARN(m->ctx, "mcp", "server '%s': restarting in %u ms (%s)", s->cfg->name, (unsigned)delay,
+             s->reason);
     struct timeval tv = {delay / 1000, (long)(delay % 1000) * 1000};
     event_add(s->restart_timer, &tv);
     if (s->state != CGW_MCP_SERVER_RESTARTING) {
@@ -272,6 +277,57 @@ static void fail_server(server_t *s, const char *why)
     initial_done(s);
 }
 
+static void arm_ping(server_t *s)
+{
+    uint32_t ms = s->mgr->opts.ping_interval_ms;
+    if (ms > 0) {
+        struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000};
+        event_add(s->ping_timer, &tv);
+    }
+}
+
+static void on_closed(void *user, int code, const char *detail);
+
+static void ping_reply(void *user, int rc, const json_t *result, const json_t *rpc_error,
+                       const char *detail)
+{
+    (void)result;
+    (void)rpc_error;
+    (void)detail;
+    server_t *s = user;
+    s->ping_req = NULL;
+    if (rc == CGW_OK || rc == CGW_ERPC) {
+        arm_ping(s); /* any answer, even an error, shows the server is alive */
+        return;
+    }
+    if (rc != CGW_ETIMEDOUT || s->client == NULL) {
+        return; /* the session ended for another reason, reported elsewhere */
+    }
+    char why[200];
+    snprintf(why, sizeof(why), "server '%s' did not answer a ping: considered dead", s->cfg->name);
+    cgw__mcp_client_fail_pending(s->client, CGW_ESERVERDIED, why);
+    on_closed(s, CGW_ESERVERDIED, why);
+}
+
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_t *s = arg;
+    if (s->state != CGW_MCP_SERVER_READY || s->client == NULL || s->ping_req != NULL) {
+        return;
+    }
+    uint32_t timeout = s->mgr->opts.ping_interval_ms;
+    if (s->cfg->startup_timeout_ms > 0 && s->cfg->startup_timeout_ms < timeout) {
+        timeout = s->cfg->startup_timeout_ms;
+    }
+    cgw__mcp_req_opts_t o = {timeout, timeout, NULL, NULL};
+    if (cgw__mcp_client_request(s->client, "ping", NULL, &o, ping_reply, s, &s->ping_req) !=
+        CGW_OK) {
+        s->ping_req = NULL;
+    }
+}
+
 static void on_ready(void *user, int rc, const char *detail)
 {
     server_t *s = user;
@@ -294,6 +350,7 @@ static void on_ready(void *user, int rc, const char *detail)
     s->attempts = 0;
     s->ready_since_ms = cgw__now_ms();
     set_state(s, CGW_MCP_SERVER_READY);
+    arm_ping(s);
     if (changed || !s->initial_done) {
         tools_changed(m);
     }
@@ -334,16 +391,22 @@ static void start_server(server_t *s)
     const cgw_mcp_server_config_t *cfg = s->cfg;
     char why[600];
     if (cfg->error_code != CGW_OK || cfg->transport != CGW_MCP_TRANSPORT_STDIO) {
-        snprintf(why, sizeof(why), "%s", cfg->error != NULL ? cfg->error
-                                         : "MCP server transport not supported yet");
+        snprintf(why, sizeof(why), "%s",
+                 cfg->error != NULL ? cfg->error : "MCP server transport not supported yet");
         fail_server(s, why);
         return;
     }
-    cgw__stdio_params_t sp = {cfg->name, cfg->command, cfg->args, cfg->env, cfg->cwd,
-                              m->opts.max_line, m->opts.stderr_cap, (int)m->opts.term_grace_ms};
-    cgw__mcp_client_params_t cp = {cfg->name, &sp, cfg->startup_timeout_ms,
-                                   (const char *const *)m->roots, m->opts.sampling,
-                                   m->opts.elicitation, m->opts.handler_user, 0};
+    cgw__stdio_params_t sp = {
+        cfg->name, cfg->command,     cfg->args,          cfg->env,
+        cfg->cwd,  m->opts.max_line, m->opts.stderr_cap, (int)m->opts.term_grace_ms};
+    cgw__mcp_client_params_t cp = {cfg->name,
+                                   &sp,
+                                   cfg->startup_timeout_ms,
+                                   (const char *const *)m->roots,
+                                   m->opts.sampling,
+                                   m->opts.elicitation,
+                                   m->opts.handler_user,
+                                   0};
     cgw__mcp_client_cbs_t cbs = {on_ready, on_client_tools_changed, on_closed, s};
     cgw_error_t err;
     cgw_error_clear(&err);
@@ -474,9 +537,20 @@ static int send_call(cgw_mcp_call_t *c, const json_t *input, const cgw_mcp_call_
     return rc;
 }
 
+/* The server a toolmap entry points to; the map is built from m->servers, so it exists. */
+static server_t *find_server(cgw_mcp_manager_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->servers[i].cfg->name, name) == 0) {
+            return &m->servers[i];
+        }
+    }
+    return NULL;
+}
+
 int cgw_mcp_manager_call(cgw_mcp_manager_t *m, const char *tool, const json_t *input,
-                         const cgw_mcp_call_options_t *opts, cgw_mcp_call_done_cb done,
-                         void *user, cgw_mcp_call_t **handle)
+                         const cgw_mcp_call_options_t *opts, cgw_mcp_call_done_cb done, void *user,
+                         cgw_mcp_call_t **handle)
 {
     if (m == NULL || tool == NULL || done == NULL || (input != NULL && !json_is_object(input))) {
         return CGW_EINVAL;
@@ -497,13 +571,10 @@ int cgw_mcp_manager_call(cgw_mcp_manager_t *m, const char *tool, const json_t *i
         snprintf(msg, sizeof(msg), "Unknown tool: %s", tool);
         rc = defer_failure(c, CGW_EUNKNOWNTOOL, "unknown_tool", NULL, msg);
     } else {
-        c->srv = &m->servers[0];
-        while (strcmp(c->srv->cfg->name, ref->server) != 0) {
-            c->srv++;
-        }
+        c->srv = find_server(m, ref->server);
         c->server_tool = cgw__strdup(ref->tool);
-        if (c->server_tool == NULL) {
-            rc = CGW_ENOMEM;
+        if (c->server_tool == NULL || c->srv == NULL) {
+            rc = c->server_tool == NULL ? CGW_ENOMEM : CGW_EINTERNAL;
         } else if (c->srv->state != CGW_MCP_SERVER_READY || c->srv->client == NULL) {
             snprintf(msg, sizeof(msg), "MCP server unavailable: %s (%s)", ref->server,
                      cgw_mcp_server_state_name(c->srv->state));
@@ -553,6 +624,7 @@ void cgw_mcp_manager_options_init(cgw_mcp_manager_options_t *opts)
     opts->restart = true;
     opts->restart_initial_ms = RESTART_INITIAL_MS;
     opts->restart_max_ms = RESTART_MAX_MS;
+    opts->ping_interval_ms = PING_INTERVAL_MS;
 }
 
 static char **copy_strv(const char *const *v, size_t n)
@@ -647,8 +719,8 @@ int cgw_mcp_manager_new(cgw_ctx_t *ctx, const cgw_mcp_manager_options_t *opts,
     }
     m->builtins = copy_strv(opts->naming.builtin_names, opts->naming.n_builtin_names);
     m->opts.naming.builtin_names = (const char *const *)m->builtins;
-    m->roots = opts->roots != NULL ? copy_strv(opts->roots, strv_len(opts->roots))
-                                   : default_roots();
+    m->roots =
+        opts->roots != NULL ? copy_strv(opts->roots, strv_len(opts->roots)) : default_roots();
     m->opts.roots = NULL;
     m->n = cgw_mcp_config_count(opts->config);
     m->servers = cgw__calloc(m->n ? m->n : 1, sizeof(server_t));
@@ -663,7 +735,8 @@ int cgw_mcp_manager_new(cgw_ctx_t *ctx, const cgw_mcp_manager_options_t *opts,
         s->backoff_ms = m->opts.restart_initial_ms;
         s->tools = json_array();
         s->restart_timer = evtimer_new(cgw_ctx_base(ctx), restart_cb, s);
-        ok = s->tools != NULL && s->restart_timer != NULL;
+        s->ping_timer = evtimer_new(cgw_ctx_base(ctx), ping_cb, s);
+        ok = s->tools != NULL && s->restart_timer != NULL && s->ping_timer != NULL;
     }
     if (!ok) {
         cgw_mcp_manager_free(m);
@@ -705,6 +778,9 @@ void cgw_mcp_manager_free(cgw_mcp_manager_t *m)
         }
         if (s->restart_timer != NULL) {
             event_free(s->restart_timer);
+        }
+        if (s->ping_timer != NULL) {
+            event_free(s->ping_timer);
         }
         json_decref(s->tools);
         cgw_buf_free(&s->stderr_tail);
@@ -763,9 +839,9 @@ json_t *cgw_mcp_manager_tool_definitions(const cgw_mcp_manager_t *m)
         json_t *schema = json_object_get(t, "inputSchema");
         json_t *def = json_pack("{s:s,s:s,s:o}", "name", ref->exposed, "description",
                                 cgw_json_str(t, "description", ""), "input_schema",
-                                json_is_object(schema) ? json_deep_copy(schema)
-                                                       : json_pack("{s:s,s:{}}", "type", "object",
-                                                                   "properties"));
+                                json_is_object(schema)
+                                    ? json_deep_copy(schema)
+                                    : json_pack("{s:s,s:{}}", "type", "object", "properties"));
         if (def == NULL || json_array_append_new(list, def) != 0) {
             json_decref(list);
             return NULL;

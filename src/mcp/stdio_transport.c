@@ -48,6 +48,7 @@ extern char **environ;
 #define GRACE_DEFAULT_MS 2000
 #define EOF_WAIT_MS 200
 #define RBUF_SIZE 65536
+#define OUTQ_MAX ((size_t)64 * 1024 * 1024) /* queued for a server that does not read */
 
 enum stage { RUNNING, STDIN_CLOSED, TERM_SENT, KILL_SENT };
 enum pending_op { OP_NONE, OP_CLOSE, OP_FREE };
@@ -59,22 +60,22 @@ typedef struct stdio_transport {
     pid_t pid;
     int pidfd;
     struct bufferevent *in, *err;
-    struct event *out_ev;      /* stdout is read by hand: see read_stdout */
+    struct event *out_ev; /* stdout is read by hand: see read_stdout */
     char *rbuf;
     int fd_in, fd_out, fd_err; /* closed by us: bufferevent_free defers closing to the loop */
     struct event *pid_ev;
     struct event *timer;
     cgw__ndjson_t nd;
-    cgw_buf_t err_ring;  /* the last err_cap bytes of stderr */
-    cgw_buf_t err_line;  /* an incomplete stderr line, for logging */
+    cgw_buf_t err_ring; /* the last err_cap bytes of stderr */
+    cgw_buf_t err_line; /* an incomplete stderr line, for logging */
     size_t err_cap;
     int grace_ms;
     enum stage stage;
     int exited, status;
     int stdout_eof;
     int closed_reported;
-    int detached;        /* owner let go (close): no callbacks, free self when reaped */
-    int depth;           /* > 0 while one of our callbacks is running */
+    int detached; /* owner let go (close): no callbacks, free self when reaped */
+    int depth;    /* > 0 while one of our callbacks is running */
     enum pending_op pending;
     struct stdio_transport *next_detached;
 } stdio_t;
@@ -316,18 +317,22 @@ static void log_stderr_lines(stdio_t *t)
     }
 }
 
+static void stderr_bytes(stdio_t *t, const char *p, size_t n)
+{
+    if (cgw_buf_append(&t->err_ring, p, n) == CGW_OK && t->err_ring.len > t->err_cap) {
+        cgw_buf_consume(&t->err_ring, t->err_ring.len - t->err_cap);
+    }
+    if (cgw_buf_append(&t->err_line, p, n) == CGW_OK) {
+        log_stderr_lines(t);
+    }
+}
+
 static void take_stderr(stdio_t *t, struct evbuffer *in)
 {
     struct evbuffer_iovec v;
     while (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len > 0) {
         size_t n = v.iov_len;
-        if (cgw_buf_append(&t->err_ring, v.iov_base, n) == CGW_OK &&
-            t->err_ring.len > t->err_cap) {
-            cgw_buf_consume(&t->err_ring, t->err_ring.len - t->err_cap);
-        }
-        if (cgw_buf_append(&t->err_line, v.iov_base, n) == CGW_OK) {
-            log_stderr_lines(t);
-        }
+        stderr_bytes(t, v.iov_base, n);
         evbuffer_drain(in, n);
     }
 }
@@ -365,15 +370,18 @@ static void report_closed(stdio_t *t)
     }
 }
 
-/* Reads what is left in a pipe whose writer is gone, without waiting. */
-static void drain_fd(struct bufferevent *bev)
+/* Reads what is left on stderr once the child is gone, without waiting. The bufferevent's
+ * own input buffer cannot be filled from outside (libevent keeps it frozen), so this reads
+ * the fd directly. */
+static void drain_stderr(stdio_t *t)
 {
-    if (bev == NULL) {
-        return;
+    if (t->err != NULL) {
+        take_stderr(t, bufferevent_get_input(t->err));
     }
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer *in = bufferevent_get_input(bev);
-    while (fd >= 0 && evbuffer_read(in, fd, 65536) > 0) {
+    char buf[4096];
+    ssize_t n;
+    while (t->fd_err >= 0 && (n = read(t->fd_err, buf, sizeof(buf))) > 0) {
+        stderr_bytes(t, buf, (size_t)n);
     }
 }
 
@@ -406,10 +414,7 @@ static void pid_cb(evutil_socket_t fd, short what, void *arg)
         event_del(t->timer);
     }
     read_stdout(t, 1);
-    drain_fd(t->err);
-    if (t->err != NULL) {
-        take_stderr(t, bufferevent_get_input(t->err));
-    }
+    drain_stderr(t);
     report_closed(t);
     if (leave(t)) {
         return;
@@ -615,6 +620,10 @@ static int vt_send(cgw__mcp_transport_t *base, const char *data, size_t len)
             return CGW_OK;
         }
     }
+    if (evbuffer_get_length(bufferevent_get_output(t->in)) + len > OUTQ_MAX) {
+        CGW_WARN(t->ctx, "mcp", "server '%s' is not reading its stdin: message refused", t->name);
+        return CGW_E2BIG;
+    }
     return bufferevent_write(t->in, data, len) == 0 ? CGW_OK : CGW_ENOMEM;
 }
 
@@ -740,8 +749,7 @@ static int wire(stdio_t *t, int fds[3][2])
     t->rbuf = cgw__malloc(RBUF_SIZE);
     t->err = wrap(t, &fds[2][0], &t->fd_err, err_read_cb, err_event_cb);
     t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-    if (t->in == NULL || t->out_ev == NULL || t->rbuf == NULL || t->err == NULL ||
-        t->pidfd < 0) {
+    if (t->in == NULL || t->out_ev == NULL || t->rbuf == NULL || t->err == NULL || t->pidfd < 0) {
         return CGW_EIO;
     }
     t->pid_ev = event_new(cgw_ctx_base(t->ctx), t->pidfd, EV_READ, pid_cb, t);

@@ -61,7 +61,8 @@ int cgw__rpc_classify(json_t *msg, cgw__rpc_msg_t *out, cgw_error_t *err)
 {
     memset(out, 0, sizeof(*out));
     if (!json_is_object(msg)) {
-        return invalid(out, err, json_is_array(msg) ? "batches are not supported" : "not an object");
+        return invalid(out, err,
+                       json_is_array(msg) ? "batches are not supported" : "not an object");
     }
     const char *version = cgw_json_str(msg, "jsonrpc", NULL);
     if (version == NULL || strcmp(version, "2.0") != 0) {
@@ -171,8 +172,8 @@ int cgw__rpc_write_result(cgw_buf_t *b, const json_t *id, const json_t *result)
 int cgw__rpc_write_error(cgw_buf_t *b, const json_t *id, json_int_t code, const char *message)
 {
     int rc = write_id(b, id);
-    json_t *error = json_pack("{s:I,s:s}", "code", (json_int_t)code, "message",
-                              message != NULL ? message : "");
+    json_t *error =
+        json_pack("{s:I,s:s}", "code", (json_int_t)code, "message", message != NULL ? message : "");
     if (error == NULL) {
         return CGW_ENOMEM;
     }

@@ -35,7 +35,7 @@ typedef struct cgw__rpc_msg {
     json_t *result;      /* CGW_RPC_RESULT */
     json_int_t err_code; /* CGW_RPC_ERROR */
     const char *err_message;
-    json_t *err_data;    /* may be NULL */
+    json_t *err_data; /* may be NULL */
 } cgw__rpc_msg_t;
 
 /* Classifies `msg`. Returns CGW_OK with *out filled, or CGW_EPROTO with out->kind ==

@@ -38,10 +38,10 @@ typedef struct cgw__ndjson_oversize {
 typedef void (*cgw__ndjson_error_cb)(void *user, int code, const cgw__ndjson_oversize_t *info);
 
 typedef struct cgw__ndjson {
-    size_t max_line;        /* 0 = CGW_NDJSON_DEFAULT_MAX_LINE */
-    cgw_buf_t partial;      /* the start of a line whose end has not arrived yet */
-    int discarding;         /* inside an oversize line, skipping to its "\n" */
-    size_t discarded;       /* bytes of the oversize line so far */
+    size_t max_line;   /* 0 = CGW_NDJSON_DEFAULT_MAX_LINE */
+    cgw_buf_t partial; /* the start of a line whose end has not arrived yet */
+    int discarding;    /* inside an oversize line, skipping to its "\n" */
+    size_t discarded;  /* bytes of the oversize line so far */
     char head[CGW_NDJSON_SNIP];
     size_t head_len;
     char tail[CGW_NDJSON_SNIP]; /* ring of the last bytes of the oversize line */

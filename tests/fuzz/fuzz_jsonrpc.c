@@ -32,8 +32,7 @@ static void round_trip(const cgw__rpc_msg_t *m)
     if (rc == CGW_OK && b.len > 0) {
         json_t *again = json_loadb(b.data, b.len - 1, 0, NULL);
         cgw__rpc_msg_t m2;
-        if (again == NULL || cgw__rpc_classify(again, &m2, NULL) != CGW_OK ||
-            m2.kind != m->kind) {
+        if (again == NULL || cgw__rpc_classify(again, &m2, NULL) != CGW_OK || m2.kind != m->kind) {
             abort();
         }
         json_decref(again);

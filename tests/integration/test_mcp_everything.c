@@ -18,9 +18,24 @@ static void sampling_handler(const char *server, const char *method, const json_
     (void)user;
     assert_string_equal(method, "sampling/createMessage");
     sampling_requests++;
-    json_t *res = json_pack("{s:s,s:{s:s,s:s},s:s,s:s}", "role", "assistant", "content", "type",
-                            "text", "text", "canned sampling answer", "model", "test-model",
-                            "stopReason", "endTurn");
+    json_t *res =
+        json_pack("{s:s,s:{s:s,s:s},s:s,s:s}", "role", "assistant", "content", "type", "text",
+                  "text", "canned sampling answer", "model", "test-model", "stopReason", "endTurn");
+    assert_int_equal(cgw_mcp_reply_result(reply, res), CGW_OK);
+    json_decref(res);
+}
+
+static int elicitation_requests;
+
+static void elicitation_handler(const char *server, const char *method, const json_t *params,
+                                cgw_mcp_reply_t *reply, void *user)
+{
+    (void)server;
+    (void)user;
+    assert_string_equal(method, "elicitation/create");
+    assert_true(json_is_object(json_object_get(params, "requestedSchema")));
+    elicitation_requests++;
+    json_t *res = json_pack("{s:s}", "action", "decline");
     assert_int_equal(cgw_mcp_reply_result(reply, res), CGW_OK);
     json_decref(res);
 }
@@ -36,6 +51,7 @@ static int group_setup(void **state)
     cgw_mcp_manager_options_t o;
     mcp_h_options(&H, &o);
     o.sampling = sampling_handler;
+    o.elicitation = elicitation_handler;
     if (!mcp_h_start(&H, cfg, &o, 20000) || H.n_ready != 1) {
         return -1;
     }
@@ -72,7 +88,8 @@ static void test_status_and_tools(void **state)
     json_t *d;
     size_t i;
     int found = 0;
-    json_array_foreach(defs, i, d) {
+    json_array_foreach(defs, i, d)
+    {
         if (strcmp(json_string_value(json_object_get(d, "name")), "echo") == 0) {
             found = 1;
             assert_true(json_is_object(json_object_get(d, "input_schema")));
@@ -118,8 +135,8 @@ static void test_structured_content(void **state)
 {
     (void)state;
     mcp_h_call_t c;
-    assert_true(mcp_h_call(&H, "get-structured-content", "{\"location\":\"New York\"}", NULL, &c,
-                           5000));
+    assert_true(
+        mcp_h_call(&H, "get-structured-content", "{\"location\":\"New York\"}", NULL, &c, 5000));
     assert_int_equal(c.status, CGW_OK);
     /* structuredContent wins over its JSON copy in the text block. */
     assert_true(json_is_integer(json_object_get(c.result, "temperature")));
@@ -147,9 +164,9 @@ static void test_progress(void **state)
     (void)state;
     mcp_h_call_t c;
     cgw_mcp_call_options_t o = {0};
-    o.progress = (cgw_mcp_progress_cb)1; /* the harness installs its own counter */
-    assert_true(mcp_h_call(&H, "trigger-long-running-operation", "{\"duration\":1,\"steps\":4}",
-                           &o, &c, 10000));
+    o.progress = mcp_h_count_progress;
+    assert_true(mcp_h_call(&H, "trigger-long-running-operation", "{\"duration\":1,\"steps\":4}", &o,
+                           &c, 10000));
     assert_int_equal(c.status, CGW_OK);
     assert_true(c.progress_count >= 3);
     assert_true(c.last_progress >= 3);
@@ -172,7 +189,7 @@ static void test_list_changed_sampling_roots(void **state)
     assert_true(wait_tool("trigger-sampling-request", 5000));
     assert_true(wait_tool("get-roots-list", 5000));
     assert_true(H.tools_changed >= 1);
-    assert_false(has_tool("trigger-elicitation-request")); /* elicitation not declared */
+    assert_true(wait_tool("trigger-elicitation-request", 5000));
 
     mcp_h_call_t c;
     assert_true(mcp_h_call(&H, "trigger-sampling-request", "{\"prompt\":\"hi\",\"maxTokens\":10}",
@@ -181,6 +198,14 @@ static void test_list_changed_sampling_roots(void **state)
     assert_int_equal(sampling_requests, 1);
     char *dump = json_dumps(c.raw, JSON_COMPACT);
     assert_non_null(strstr(dump, "canned sampling answer"));
+    free(dump);
+    mcp_h_call_clear(&c);
+
+    assert_true(mcp_h_call(&H, "trigger-elicitation-request", NULL, NULL, &c, 5000));
+    assert_int_equal(c.status, CGW_OK);
+    assert_int_equal(elicitation_requests, 1);
+    dump = json_dumps(c.raw, JSON_COMPACT);
+    assert_non_null(strstr(dump, "decline"));
     free(dump);
     mcp_h_call_clear(&c);
 
@@ -198,11 +223,11 @@ static void test_timeout_sends_cancel(void **state)
     mcp_h_call_t c;
     cgw_mcp_call_options_t o = {0};
     o.timeout_ms = 300;
-    o.progress = (cgw_mcp_progress_cb)1;
+    o.progress = mcp_h_count_progress;
     /* Progress resets the timeout, up to 10x: 3 s with a step every 0.5 s would go on, so
      * use steps longer than the timeout. */
-    assert_true(mcp_h_call(&H, "trigger-long-running-operation", "{\"duration\":3,\"steps\":2}",
-                           &o, &c, 5000));
+    assert_true(mcp_h_call(&H, "trigger-long-running-operation", "{\"duration\":3,\"steps\":2}", &o,
+                           &c, 5000));
     assert_int_equal(c.status, CGW_ETIMEDOUT);
     assert_string_equal(json_string_value(json_object_get(c.error, "code")), "tool_error");
     assert_string_equal(json_string_value(json_object_get(c.error, "sub_code")), "timeout");
@@ -220,7 +245,8 @@ static void test_cancel(void **state)
     mcp_h_call_t c;
     cgw_mcp_call_t *h = NULL;
     assert_int_equal(mcp_h_call_async(&H, "trigger-long-running-operation",
-                                      "{\"duration\":2,\"steps\":2}", NULL, &c, &h), CGW_OK);
+                                      "{\"duration\":2,\"steps\":2}", NULL, &c, &h),
+                     CGW_OK);
     mcp_h_spin(&H, 100);
     assert_false(c.done);
     cgw_mcp_call_cancel(h);
@@ -247,8 +273,7 @@ static void test_unknown_tool_and_bad_args(void **state)
     assert_string_equal(json_string_value(json_object_get(c.error, "code")), "mcp_tool_error");
     mcp_h_call_clear(&c);
     json_t *arr = json_array();
-    assert_int_equal(cgw_mcp_manager_call(H.mgr, "echo", arr, NULL, NULL, NULL, NULL),
-                     CGW_EINVAL);
+    assert_int_equal(cgw_mcp_manager_call(H.mgr, "echo", arr, NULL, NULL, NULL, NULL), CGW_EINVAL);
     json_decref(arr);
 }
 
@@ -262,7 +287,8 @@ static void test_kill9_restart(void **state)
     size_t advertised = cgw_mcp_toolmap_count(cgw_mcp_manager_toolmap(H.mgr));
     mcp_h_call_t c;
     assert_int_equal(mcp_h_call_async(&H, "trigger-long-running-operation",
-                                      "{\"duration\":5,\"steps\":5}", NULL, &c, NULL), CGW_OK);
+                                      "{\"duration\":5,\"steps\":5}", NULL, &c, NULL),
+                     CGW_OK);
     mcp_h_spin(&H, 100);
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_true(cgw_test_run_until(H.ctx, &c.done, 3000));

@@ -13,8 +13,20 @@
 static mcp_h_t H;
 static char dir[256];
 
-enum { S_GARBAGE, S_OVERSIZED, S_NEVER, S_TWICE, S_EXITINIT, S_CRASH, S_REQUESTS, S_BURST,
-       S_OLD, S_FUTURE, S_MISSING, S_FLAKY };
+enum {
+    S_GARBAGE,
+    S_OVERSIZED,
+    S_NEVER,
+    S_TWICE,
+    S_EXITINIT,
+    S_CRASH,
+    S_REQUESTS,
+    S_BURST,
+    S_OLD,
+    S_FUTURE,
+    S_MISSING,
+    S_FLAKY
+};
 
 static void path_in(char *out, size_t cap, const char *name)
 {
@@ -42,7 +54,8 @@ static void entry(char *buf, size_t cap, const char *name, const char *mode, con
     if (spy) {
         snprintf(buf + n, cap - n,
                  "%s\"%s\":{\"command\":\"sh\",\"args\":[\"-c\",\"tee %s/%s.in | exec node %s "
-                 "%s %s\"]}", n > 1 ? "," : "", name, dir, name, js, mode, extra);
+                 "%s %s\"]}",
+                 n > 1 ? "," : "", name, dir, name, js, mode, extra);
     } else {
         snprintf(buf + n, cap - n, "%s\"%s\":{\"command\":\"node\",\"args\":[\"%s\",\"%s\"%s%s]}",
                  n > 1 ? "," : "", name, js, mode, *extra ? "," : "", extra);
@@ -182,8 +195,8 @@ static void test_oversized_line(void **state)
     assert_true(mcp_h_call(&H, "mcp__oversized__echo", "{\"message\":\"a\"}", NULL, &c, 10000));
     assert_int_equal(c.status, CGW_ELINETOOLONG);
     assert_string_equal(json_string_value(json_object_get(c.error, "code")), "tool_error");
-    assert_non_null(strstr(json_string_value(json_object_get(c.error, "message")),
-                           "exceeds the line limit"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(c.error, "message")), "exceeds the line limit"));
     mcp_h_call_clear(&c);
     /* The connection lives on. */
     expect_echo("oversized", "after the big one");
@@ -217,6 +230,17 @@ static void test_never_answers(void **state)
     assert_int_equal(file_count("never.in", "\"method\":\"notifications/cancelled\""), 1);
     assert_int_equal(file_count("never.in", "\"reason\":\"timed out\""), 1);
     assert_int_equal(status_of(S_NEVER).state, CGW_MCP_SERVER_READY);
+    /* Cancelling by hand sends one too, with the caller's reason. */
+    cgw_mcp_call_t *h = NULL;
+    assert_int_equal(mcp_h_call_async(&H, "mcp__never__echo", "{\"message\":\"x\"}", NULL, &c, &h),
+                     CGW_OK);
+    mcp_h_spin(&H, 50);
+    cgw_mcp_call_cancel(h);
+    assert_int_equal(c.status, CGW_ECANCELED);
+    mcp_h_call_clear(&c);
+    mcp_h_spin(&H, 100);
+    assert_int_equal(file_count("never.in", "\"method\":\"notifications/cancelled\""), 2);
+    assert_int_equal(file_count("never.in", "\"reason\":\"cancelled by the caller\""), 1);
 }
 
 static void test_answers_twice(void **state)
@@ -254,7 +278,8 @@ static void test_server_requests_answered(void **state)
     assert_int_equal(json_array_size(arr), 5);
     json_t *r;
     size_t i;
-    json_array_foreach(arr, i, r) {
+    json_array_foreach(arr, i, r)
+    {
         json_int_t id = json_integer_value(json_object_get(r, "id"));
         json_t *err = json_object_get(r, "error");
         if (id == 0) {
@@ -262,9 +287,10 @@ static void test_server_requests_answered(void **state)
         } else if (id == 1) {
             json_t *roots = json_object_get(json_object_get(r, "result"), "roots");
             assert_int_equal(json_array_size(roots), 1);
-            assert_int_equal(strncmp(json_string_value(json_object_get(json_array_get(roots, 0),
-                                                                       "uri")), "file:///", 8),
-                             0);
+            assert_int_equal(
+                strncmp(json_string_value(json_object_get(json_array_get(roots, 0), "uri")),
+                        "file:///", 8),
+                0);
         } else {
             /* sampling, elicitation (no handler) and an unknown method */
             assert_int_equal(json_integer_value(json_object_get(err, "code")), -32601);

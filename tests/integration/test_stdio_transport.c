@@ -88,7 +88,8 @@ static void test_round_trip_garbage_and_cap(void **state)
     send_str(t, "not json at all\n");
     assert_true(wait_for(ctx, &r.bad_json, 1, 3000));
     char big[300];
-    snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"text\":\"%0200d\"}}\n", 0);
+    snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"text\":\"%0200d\"}}\n",
+             0);
     send_str(t, big);
     send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
     assert_true(wait_for(ctx, &r.messages, 2, 3000));
@@ -110,11 +111,11 @@ static void test_env_cwd_and_exit(void **state)
     cgw_ctx_t *ctx = cgw_test_ctx_new();
     rec_t r = {0};
     const char *env[] = {"CGW_T_A=from-config", "HOME=/overridden", NULL};
-    cgw__mcp_transport_t *t = spawn(
-        ctx, &r,
-        "printf '{\"a\":\"%s\",\"home\":\"%s\",\"cwd\":\"%s\",\"path\":%d}\\n' \"$CGW_T_A\" "
-        "\"$HOME\" \"$PWD\" ${#PATH}; exit 7",
-        env, "/tmp", 0, 0);
+    cgw__mcp_transport_t *t =
+        spawn(ctx, &r,
+              "printf '{\"a\":\"%s\",\"home\":\"%s\",\"cwd\":\"%s\",\"path\":%d}\\n' \"$CGW_T_A\" "
+              "\"$HOME\" \"$PWD\" ${#PATH}; exit 7",
+              env, "/tmp", 0, 0);
     assert_true(wait_for(ctx, &r.closed, 1, 3000));
     assert_int_equal(r.messages, 1); /* the last line is read before the exit is reported */
     assert_string_equal(json_string_value(json_object_get(r.last, "a")), "from-config");
@@ -127,6 +128,25 @@ static void test_env_cwd_and_exit(void **state)
     t->vt->free(t);
     json_decref(r.last);
     cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
+/* A child that is gone before the loop ever runs: its stderr must still be captured. */
+static void test_instant_exit_keeps_stderr(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        cgw_ctx_t *ctx = cgw_test_ctx_new();
+        rec_t r = {0};
+        cgw__mcp_transport_t *t =
+            spawn(ctx, &r, "echo 'fatal: no key' >&2; exit 3", NULL, NULL, 0, 0);
+        send_str(t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n");
+        assert_true(wait_for(ctx, &r.closed, 1, 3000));
+        assert_non_null(strstr(r.detail, "exited with status 3"));
+        assert_string_equal(t->vt->diag(t), "fatal: no key\n");
+        t->vt->free(t);
+        cgw_ctx_free(ctx);
+    }
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
@@ -228,6 +248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_garbage_and_cap),
         cmocka_unit_test(test_env_cwd_and_exit),
+        cmocka_unit_test(test_instant_exit_keeps_stderr),
         cmocka_unit_test(test_spawn_failures),
         cmocka_unit_test(test_shutdown_ladder),
         cmocka_unit_test(test_stdout_closed_while_alive),

@@ -56,10 +56,20 @@ void mcp_h_options(mcp_h_t *h, cgw_mcp_manager_options_t *opts)
 int mcp_h_start(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
                 int timeout_ms)
 {
+    return mcp_h_start_cfg(h, config_json, opts, NULL, timeout_ms);
+}
+
+int mcp_h_start_cfg(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
+                    const cgw_mcp_config_options_t *cfg_opts, int timeout_ms)
+{
     memset(h, 0, sizeof(*h));
     h->ctx = cgw_test_ctx_new();
     cgw_mcp_config_options_t co;
-    cgw_mcp_config_options_init(&co);
+    if (cfg_opts != NULL) {
+        co = *cfg_opts;
+    } else {
+        cgw_mcp_config_options_init(&co);
+    }
     co.scopes = 0;
     cgw_error_t err;
     if (cgw_mcp_config_new(&co, &h->cfg) != CGW_OK ||
@@ -101,7 +111,7 @@ static void on_done(const cgw_mcp_call_result_t *r, void *user)
     c->done = 1;
 }
 
-static void on_progress(const cgw_mcp_progress_t *p, void *user)
+void mcp_h_count_progress(const cgw_mcp_progress_t *p, void *user)
 {
     mcp_h_call_t *c = user;
     c->progress_count++;
@@ -109,8 +119,7 @@ static void on_progress(const cgw_mcp_progress_t *p, void *user)
 }
 
 int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
-                     const cgw_mcp_call_options_t *opts, mcp_h_call_t *out,
-                     cgw_mcp_call_t **handle)
+                     const cgw_mcp_call_options_t *opts, mcp_h_call_t *out, cgw_mcp_call_t **handle)
 {
     memset(out, 0, sizeof(*out));
     json_t *input = input_json != NULL ? json_loads(input_json, 0, NULL) : NULL;
@@ -118,8 +127,7 @@ int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,
     if (opts != NULL) {
         o = *opts;
     }
-    if (o.progress != NULL) {
-        o.progress = on_progress;
+    if (o.progress == mcp_h_count_progress) {
         o.progress_user = out;
     }
     int rc = cgw_mcp_manager_call(h->mgr, tool, input, &o, on_done, out, handle);

@@ -12,8 +12,8 @@ typedef struct mcp_h {
     cgw_mcp_manager_t *mgr;
     int started;
     size_t n_ready, n_failed;
-    int tools_changed;      /* on_tools_changed count */
-    int restarting_seen;    /* a server went RESTARTING */
+    int tools_changed;             /* on_tools_changed count */
+    int restarting_seen;           /* a server went RESTARTING */
     size_t tools_while_restarting; /* advertised tools at that moment */
 } mcp_h_t;
 
@@ -38,6 +38,14 @@ void mcp_h_options(mcp_h_t *h, cgw_mcp_manager_options_t *opts);
  * Returns 1 when started in time. */
 int mcp_h_start(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
                 int timeout_ms);
+
+/* The same with config options (allow-list, timeouts, ...; scopes are forced to inline). */
+int mcp_h_start_cfg(mcp_h_t *h, const char *config_json, cgw_mcp_manager_options_t *opts,
+                    const cgw_mcp_config_options_t *cfg_opts, int timeout_ms);
+
+/* Put this in cgw_mcp_call_options_t.progress to have the harness count progress
+ * notifications into mcp_h_call_t (the harness substitutes its own callback). */
+void mcp_h_count_progress(const cgw_mcp_progress_t *p, void *user);
 
 /* Starts a call and returns; *out is filled when it completes (out->done). */
 int mcp_h_call_async(mcp_h_t *h, const char *tool, const char *input_json,

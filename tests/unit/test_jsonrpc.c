@@ -20,22 +20,25 @@ static void test_classify(void **state)
     (void)state;
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"roots/list\"}"),
                      CGW_RPC_REQUEST);
-    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"ping\",\"params\":{}}"),
-                     CGW_RPC_REQUEST);
-    assert_int_equal(kind_of("{\"method\":\"notifications/tools/list_changed\",\"jsonrpc\":\"2.0\"}"),
-                     CGW_RPC_NOTIFICATION);
+    assert_int_equal(
+        kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"ping\",\"params\":{}}"),
+        CGW_RPC_REQUEST);
+    assert_int_equal(
+        kind_of("{\"method\":\"notifications/tools/list_changed\",\"jsonrpc\":\"2.0\"}"),
+        CGW_RPC_NOTIFICATION);
     assert_int_equal(kind_of("{\"result\":{},\"jsonrpc\":\"2.0\",\"id\":3}"), CGW_RPC_RESULT);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32601,"
-                             "\"message\":\"x\"}}"), CGW_RPC_ERROR);
+                             "\"message\":\"x\"}}"),
+                     CGW_RPC_ERROR);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700}}"),
                      CGW_RPC_ERROR);
     /* Invalid ones. */
     const char *bad[] = {
-        "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]",              /* batch */
+        "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]", /* batch */
         "42",
-        "{\"id\":1,\"method\":\"x\"}",                             /* no jsonrpc */
+        "{\"id\":1,\"method\":\"x\"}", /* no jsonrpc */
         "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}",
-        "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}",      /* null request id */
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", /* null request id */
         "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}",
         "{\"jsonrpc\":\"2.0\",\"id\":true,\"result\":{}}",
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\"}",
