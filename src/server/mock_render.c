@@ -76,6 +76,14 @@ struct planner {
     cgw__mock_at_t at;
 };
 
+/* Called after each content_block_delta frame: marks where a fault "after N deltas" cuts. */
+static void count_delta(struct planner *pl)
+{
+    if (++pl->deltas == pl->at.deltas && pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
+        pl->cutoff = (long)pl->plan->nframes;
+    }
+}
+
 /* Appends the finished frame in `b` (taken) to the plan. */
 static int push_frame(struct planner *pl, cgw_buf_t *b, int delay_ms)
 {
@@ -182,9 +190,7 @@ static int add_delta(struct planner *pl, size_t index, const char *type, const c
         return rc;
     }
     rc = push_frame(pl, &b, delay_ms);
-    if (++pl->deltas == pl->at.deltas && pl->at.kind == CGW_MOCK_AT_DELTAS && pl->cutoff < 0) {
-        pl->cutoff = (long)pl->plan->nframes;
-    }
+    count_delta(pl);
     return rc;
 }
 
@@ -203,6 +209,18 @@ static int add_block(struct planner *pl, const cgw__mock_turn_t *t, size_t index
         if (rc == CGW_OK) {
             rc = add_delta(pl, index, b->delta_type, b->delta_key, json_string_value(piece),
                            json_string_length(piece), delay);
+        }
+    }
+    const json_t *cite;
+    json_array_foreach(b->citations, i, cite)
+    {
+        if (rc == CGW_OK) {
+            rc = add_new(pl, "content_block_delta",
+                         json_pack("{s:s,s:I,s:{s:s,s:O}}", "type", "content_block_delta", "index",
+                                   (json_int_t)index, "delta", "type", "citations_delta",
+                                   "citation", cite),
+                         delay);
+            count_delta(pl);
         }
     }
     const char *sig = cgw_json_str(b->final, "signature", NULL);
@@ -250,9 +268,9 @@ static int plan_message(struct planner *pl, const cgw__mock_turn_t *t, const cha
     }
     if (rc == CGW_OK) {
         rc = add_new(pl, "message_delta",
-                     json_pack("{s:s,s:{s:O,s:O},s:O}", "type", "message_delta", "delta",
+                     json_pack("{s:s,s:{s:O,s:O,s:O*},s:O}", "type", "message_delta", "delta",
                                "stop_reason", t->stop_reason, "stop_sequence", t->stop_sequence,
-                               "usage", t->usage),
+                               "stop_details", t->stop_details, "usage", t->usage),
                      0);
     }
     return rc == CGW_OK ? add_new(pl, "message_stop", json_pack("{s:s}", "type", "message_stop"), 0)
@@ -363,8 +381,9 @@ json_t *cgw__mock_turn_message(const cgw__mock_turn_t *t, const char *model, con
     for (size_t i = 0; content != NULL && i < t->nblocks; i++) {
         json_array_append(content, t->blocks[i].final);
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O}", "id", t->id != NULL ? t->id : msg_id,
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:O*,s:O}", "id", t->id != NULL ? t->id : msg_id,
                      "type", "message", "role", "assistant", "model",
                      t->model != NULL ? t->model : model, "content", content, "stop_reason",
-                     t->stop_reason, "stop_sequence", t->stop_sequence, "usage", t->usage);
+                     t->stop_reason, "stop_sequence", t->stop_sequence, "stop_details",
+                     t->stop_details, "usage", t->usage);
 }

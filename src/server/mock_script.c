@@ -118,8 +118,17 @@ static int parse_text(struct parse *p, const json_t *spec, cgw__mock_block_t *bl
     if (rc != CGW_OK) {
         return rc;
     }
+    const json_t *cites = json_object_get(spec, "citations");
+    if (cites != NULL && !json_is_array(cites)) {
+        json_decref(whole);
+        return bad(p, "'citations' must be an array of citation objects");
+    }
     blk->final = json_pack("{s:s,s:o}", "type", "text", "text", whole);
     blk->start = json_pack("{s:s,s:s}", "type", "text", "text", "");
+    if (cites != NULL && json_array_size(cites) > 0) {
+        blk->citations = json_deep_copy(cites);
+        json_object_set(blk->final, "citations", blk->citations);
+    }
     blk->delta_type = "text_delta";
     blk->delta_key = "text";
     return CGW_OK;
@@ -434,6 +443,11 @@ static int parse_answer(struct parse *p, const json_t *spec, cgw__mock_turn_t *t
     t->stop_reason = json_string(stop);
     const json_t *seq = json_object_get(spec, "stop_sequence");
     t->stop_sequence = json_is_string(seq) ? json_incref((json_t *)seq) : json_null();
+    const json_t *details = json_object_get(spec, "stop_details");
+    if (details != NULL && !json_is_object(details) && !json_is_null(details)) {
+        return bad(p, "'stop_details' must be an object or null");
+    }
+    t->stop_details = details != NULL ? json_deep_copy(details) : NULL;
     t->usage = default_usage(t);
     const json_t *u = json_object_get(spec, "usage");
     if (u != NULL && !json_is_object(u)) {
@@ -506,11 +520,13 @@ static void turn_clear(cgw__mock_turn_t *t)
         json_decref(t->blocks[i].final);
         json_decref(t->blocks[i].start);
         json_decref(t->blocks[i].deltas);
+        json_decref(t->blocks[i].citations);
     }
     cgw_free(t->blocks);
     json_decref(t->headers);
     json_decref(t->stop_reason);
     json_decref(t->stop_sequence);
+    json_decref(t->stop_details);
     json_decref(t->usage);
     json_decref(t->issued);
     cgw__mock_capture_free(t->replay);

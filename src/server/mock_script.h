@@ -33,6 +33,7 @@ typedef struct cgw__mock_block {
     const char *delta_type; /* "text_delta", "thinking_delta", "input_json_delta"; NULL: none */
     const char *delta_key;  /* "text", "thinking", "partial_json" */
     json_t *deltas;         /* array of strings, one per content_block_delta */
+    json_t *citations;      /* text: citation objects, one citations_delta each; or NULL */
     int delay_ms;           /* pause before each delta; -1 = the turn's */
 } cgw__mock_block_t;
 
@@ -56,6 +57,7 @@ typedef struct cgw__mock_turn {
     size_t nblocks;
     json_t *stop_reason;   /* string */
     json_t *stop_sequence; /* string or null */
+    json_t *stop_details;  /* object (e.g. a refusal's) or NULL: not sent */
     json_t *usage;         /* object of counters (input_tokens, output_tokens, cache_*) */
     char *model;           /* NULL: echo the request's model */
     char *id;              /* NULL: generated msg_mock_... */

@@ -67,6 +67,9 @@ static void test_script_refusals(void **state)
         {"[{\"error_event\": {\"after\": \"request\"}}]", "a fault position is"},
         {"[{\"hang\": 1, \"cut\": 2}]", "exclude each other"},
         {"[{\"usage\": 3}]", "'usage' must be an object"},
+        {"[{\"stop_details\": 3}]", "'stop_details' must be an object or null"},
+        {"[{\"content\": [{\"type\": \"text\", \"citations\": {}}]}]",
+         "'citations' must be an array"},
         {"[{}, {\"repeat\": 0}]", "turn 2: 'repeat' must be 1..10000"},
         {"[{\"repeat\": \"x\", \"status\": 1}]", "'status' must be 200..599"},
         {"[{\"status\": 429, \"error\": \"x\"}]", "'error' must be an object"},
@@ -370,14 +373,19 @@ static void test_stream_matches_message(void **state)
         "[{\"content\": [{\"type\": \"thinking\", \"thinking\": \"step \\u00e9 by step\", "
         "\"chunks\": 4},"
         "  {\"type\": \"redacted_thinking\", \"data\": \"RD\"},"
-        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"]},"
+        "  {\"type\": \"text\", \"deltas\": [\"a\", \"\", \"b\\tc\"], \"citations\": [{\"type\":"
+        "   \"char_location\", \"cited_text\": \"a\", \"document_index\": 0, \"start_char_index\": "
+        "0,"
+        "   \"end_char_index\": 1}, {\"type\": \"page_location\", \"page\": 2}]},"
         "  {\"type\": \"tool_use\", \"id\": \"t1\", \"name\": \"f\","
         "   \"input\": {\"x\": [1, {\"y\": \"\\u2603\"}], \"z\": null}, \"chunks\": 7},"
         "  {\"type\": \"tool_use\", \"name\": \"g\"},"
         "  {\"type\": \"web_search_tool_result\", \"tool_use_id\": \"s1\", \"content\": []}],"
         " \"stop_sequence\": \"END\", \"stop_reason\": \"stop_sequence\","
         " \"usage\": {\"input_tokens\": 50, \"cache_read_input_tokens\": 7, \"output_tokens\": 9}},"
-        " {\"text\": \"\", \"model\": \"other\", \"id\": \"msg_own\", \"ping\": false},"
+        " {\"text\": \"\", \"model\": \"other\", \"id\": \"msg_own\", \"ping\": false,"
+        "  \"stop_reason\": \"refusal\", \"stop_details\": {\"type\": \"refusal\", \"category\": "
+        "\"cyber\"}},"
         " {\"text\": \"abc\", \"chunks\": 3, \"error_event\": 2},"
         " {\"text\": \"abc\", \"chunks\": 3, \"cut\": 1}]");
     for (size_t i = 0; i < 2; i++) {
