@@ -21,5 +21,6 @@
 #include "cgw/mcp.h"
 #include "cgw/dispatcher.h"
 #include "cgw/runner.h"
+#include "cgw/gateway.h"
 
 #endif
