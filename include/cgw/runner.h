@@ -225,6 +225,11 @@ CGW_EXTERN int cgw_runner_run(cgw_runner_t *runner, cgw_conversation_t *conv,
  *  loop afterwards with CGW_ECANCELED. Returns CGW_OK or CGW_ESTATE (no run in progress). */
 CGW_EXTERN int cgw_runner_cancel(cgw_runner_t *runner);
 
+/** Points the runner at another log for its next run (a session's runs each have their own
+ *  log, since stream_complete closes one). `log` is borrowed. CGW_OK, CGW_EINVAL, CGW_EBUSY
+ *  (a run is in progress). */
+CGW_EXTERN int cgw_runner_set_log(cgw_runner_t *runner, cgw_eventlog_t *log);
+
 /** True while a run is in progress. */
 CGW_EXTERN bool cgw_runner_running(const cgw_runner_t *runner);
 

@@ -53,4 +53,7 @@ void cgw__defer_fire(struct event *ev);
  * non-ASCII escaped. Caller frees with cgw_free; NULL on ENOMEM. */
 char *cgw__json_text(const json_t *v, size_t *len);
 
+/* v rounded to `places` decimals. */
+double cgw__round(double v, int places);
+
 #endif

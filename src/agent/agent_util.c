@@ -1,4 +1,5 @@
 /* Small helpers shared by the dispatcher, the runner and sub-agents. */
+#include <ctype.h>
 #include <string.h>
 
 #include "agent/agent_int.h"
@@ -61,6 +62,18 @@ char *cgw__json_text(const json_t *v, size_t *len)
         b.data == NULL) {
         cgw_buf_free(&b);
         return NULL;
+    }
+    /* Python writes \u00e9, jansson \u00E9: lower-case the hex digits of every escape. */
+    for (size_t i = 0; i + 1 < b.len; i++) {
+        if (b.data[i] != '\\') {
+            continue;
+        }
+        if (b.data[i + 1] == 'u') {
+            for (size_t k = i + 2; k < i + 6 && k < b.len; k++) {
+                b.data[k] = (char)tolower((unsigned char)b.data[k]);
+            }
+        }
+        i++; /* skip the escaped character (so "\\u" is not taken for an escape) */
     }
     return cgw_buf_steal(&b, len);
 }

@@ -2,6 +2,7 @@
  * unknown_tool. Each dispatch is a small state machine whose steps all run from the loop; its
  * outcome is delivered through one deferred event so `done` never runs inside
  * cgw_dispatcher_dispatch. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -322,10 +323,16 @@ static void settle(cgw_dispatch_t *ds, const json_t *result, const json_t *error
 }
 
 static void settle_error(cgw_dispatch_t *ds, const char *code, const char *sub_code,
-                         const char *fmt, const char *name)
+                         const char *fmt, ...) CGW_PRINTF(4, 5);
+
+static void settle_error(cgw_dispatch_t *ds, const char *code, const char *sub_code,
+                         const char *fmt, ...)
 {
     char msg[512];
-    snprintf(msg, sizeof(msg), fmt, name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
     json_t *e = cgw__tool_error(code, sub_code, msg);
     settle(ds, NULL, e, NULL, NULL);
     json_decref(e);
@@ -438,9 +445,9 @@ static void approval_cb(void *arg, cgw__approval_outcome_t outcome, bool allow_t
     cgw_dispatch_t *ds = arg;
     ds->approval = NULL;
     if (outcome == CGW__APPROVAL_TIMEOUT) {
-        settle_error(ds, "approval_timeout", NULL, "User did not respond within timeout%s", "");
+        settle_error(ds, "approval_timeout", NULL, "User did not respond within timeout");
     } else if (outcome == CGW__APPROVAL_DENIED) {
-        settle_error(ds, "user_denied", NULL, "User denied execution%s", "");
+        settle_error(ds, "user_denied", NULL, "User denied execution");
     } else {
         if (allow_type) {
             cgw_approvals_allow(ds->d->opts.approvals, ds->name);
