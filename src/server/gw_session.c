@@ -297,9 +297,9 @@ static void on_log_event(cgw_eventlog_t *log, const cgw_eventlog_entry_t *entry,
     gw_run_t *run = user;
     cgw_gateway_t *gw = run->gw;
     char type[CGW_STORE_TYPE_MAX];
-    snprintf(type, sizeof(type), "%.*s", (int)entry->type.len, entry->type.data);
+    snprintf(type, sizeof(type), "%.*s", (int)entry->type.len, entry->type.ptr);
     count_event(gw, run, type, event);
-    cgw_store_event_t ev = {entry->seq, entry->ts, type, entry->json.data, entry->json.len};
+    cgw_store_event_t ev = {entry->seq, entry->ts, type, entry->json.ptr, entry->json.len};
     cgw_error_t err;
     cgw_error_clear(&err);
     int rc;
@@ -328,7 +328,7 @@ static void persist_conversation(gw_session_t *s)
         cgw_str_t m = cgw_conversation_get(s->conv, i);
         cgw_error_t err;
         cgw_error_clear(&err);
-        if (cgw_store_message_append(gw->store, s->tenant, s->id, m.data, m.len, NULL, &err) !=
+        if (cgw_store_message_append(gw->store, s->tenant, s->id, m.ptr, m.len, NULL, &err) !=
             CGW_OK) {
             CGW_ERROR(gw->ctx, "gateway", "session %s: storing message %zu failed: %s", s->id, i,
                       err.message);
@@ -503,7 +503,7 @@ static json_t *user_message(cgw_gateway_t *gw, struct evhttp_request *req, json_
                       "blocks with a \"type\">} and nothing else");
         return NULL;
     }
-    return json_pack("{s:s, s:O}", "role", "user", c);
+    return json_pack("{s:s, s:O}", "role", "user", "content", c);
 }
 
 /* Appends and stores the user message, creates the run record. */
@@ -516,7 +516,7 @@ static int begin_run(cgw_gateway_t *gw, gw_session_t *s, const json_t *msg, cgw_
         return rc;
     }
     cgw_str_t m = cgw_conversation_get(s->conv, before);
-    rc = cgw_store_message_append(gw->store, s->tenant, s->id, m.data, m.len, NULL, err);
+    rc = cgw_store_message_append(gw->store, s->tenant, s->id, m.ptr, m.len, NULL, err);
     if (rc == CGW_OK) {
         s->stored_messages = before + 1;
         rc = cgw_store_run_create(gw->store, s->tenant, s->id, NULL, rec, err);

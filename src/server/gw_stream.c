@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -172,7 +173,7 @@ static void on_entry(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *entry,
         return;
     }
     st->pos = entry->seq;
-    stream_write(st, entry->frame.data, entry->frame.len);
+    stream_write(st, entry->frame.ptr, entry->frame.len);
 }
 
 /* ---- stored streams ---------------------------------------------------------------------- */
