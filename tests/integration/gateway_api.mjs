@@ -1,0 +1,281 @@
+// The gateway's HTTP API against the real binary: every endpoint and error status, a
+// three-message conversation with MCP tools through mock-api, tenants, limits, approvals,
+// cancel, malformed/oversized/truncated requests. Run by test_gateway_api.sh.
+import assert from 'node:assert/strict';
+
+import {
+  call, checkSequence, everythingConfig, rawExchange, runTests, sleep, sse, startGateway,
+  startMock, stop,
+} from './gateway_lib.mjs';
+
+const TA = 'tok-alpha-0123456789abcdef';
+const TB = 'tok-beta-0123456789abcdefgh';
+const TOKENS = `alpha:${TA},beta:${TB}`;
+
+async function newSession(addr, token, body = {}) {
+  const r = await call(addr, 'POST', '/v1/sessions', { body, token });
+  assert.equal(r.status, 201, r.text);
+  return r.json.session_id;
+}
+
+function errorOf(r, status, type) {
+  assert.equal(r.status, status, r.text);
+  assert.equal(typeof r.json.error.message, 'string', r.text);
+  if (type) assert.equal(r.json.error.type, type, r.text);
+}
+
+const tests = {
+  async 'stub answer without a credential, events replay after the run'() {
+    const gw = await startGateway({ set: { stub_delay_ms: '2' } });
+    const sid = await newSession(gw.addr);
+    const s = await sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: 'hi there' } });
+    assert.equal(s.status, 200);
+    checkSequence(s.events);
+    const text = s.events.filter((f) => f.event === 'text_delta').map((f) => f.data.event.text).join('');
+    assert.match(text, /^Stub response \(no Anthropic credential configured\)\. You asked: hi there/);
+    const runId = (await call(gw.addr, 'GET', `/v1/sessions/${sid}`)).json.runs[0].run_id;
+    await sleep(100);
+    const again = await sse(gw.addr, `/v1/runs/${runId}/events`);
+    assert.deepEqual(again.events.map((f) => f.data), s.events.map((f) => f.data));
+    assert.ok(again.ended);
+    const run = await call(gw.addr, 'GET', `/v1/runs/${runId}`);
+    assert.equal(run.json.status, 'completed');
+    assert.equal(run.json.last_seq, s.events.length);
+    assert.equal(await stop(gw), 0);
+  },
+
+  async 'conversation over three messages with MCP tools'() {
+    const mock = await startMock({ turns: [
+      { name: 't1-tool', content: [{ type: 'text', text: 'Let me echo.' },
+        { type: 'tool_use', id: 'toolu_a1', name: 'echo', input: { message: 'first' } }] },
+      { name: 't1-answer', text: 'Echo said first.', chunks: 3 },
+      { name: 't2', text: 'Second answer.' },
+      { name: 't3-tool', content: [{ type: 'tool_use', id: 'toolu_a3', name: 'echo', input: { message: 'third' } }] },
+      { name: 't3-answer', text: 'Done with three.' },
+    ] });
+    const gw = await startGateway({ mock, set: { mcp_config: everythingConfig(), tokens: TOKENS } });
+    // The MCP server starts in the background: wait until its tools are listed.
+    let tools;
+    for (let i = 0; i < 100; i++) {
+      tools = await call(gw.addr, 'GET', '/v1/tools', { token: TA });
+      if (tools.json.tools.some((t) => t.name === 'echo')) break;
+      await sleep(100);
+    }
+    const echo = tools.json.tools.find((t) => t.name === 'echo');
+    assert.equal(echo.server, 'everything');
+    const servers = await call(gw.addr, 'GET', '/v1/mcp/servers', { token: TA });
+    assert.equal(servers.json.servers[0].name, 'everything');
+    assert.equal(servers.json.servers[0].state, 'ready');
+
+    const sid = await newSession(gw.addr, TA, { system: 'You are terse.', max_turns: 5 });
+    const r1 = await sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', token: TA, body: { content: 'echo first' } });
+    checkSequence(r1.events);
+    const use = r1.events.find((f) => f.event === 'tool_use').data.event;
+    assert.equal(use.tool_name, 'echo');
+    assert.equal(use.server, 'everything');
+    const res = r1.events.find((f) => f.event === 'tool_result').data.event;
+    assert.equal(res.is_error, false);
+    assert.match(JSON.stringify(res.result), /first/);
+    assert.equal(r1.events.at(-1).event, 'stream_complete');
+
+    const r2 = await sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', token: TA,
+      body: { content: [{ type: 'text', text: 'and now?' }] } });
+    assert.equal(r2.events.at(-1).event, 'stream_complete');
+    // 202 then the events endpoint.
+    const p3 = await call(gw.addr, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: 'echo third' } });
+    assert.equal(p3.status, 202, p3.text);
+    const r3 = await sse(gw.addr, `/v1/runs/${p3.json.run_id}/events`, { token: TA });
+    checkSequence(r3.events);
+    assert.ok(r3.events.some((f) => f.event === 'tool_result'));
+
+    const st = await call(gw.addr, 'GET', `/v1/sessions/${sid}`, { token: TA });
+    assert.equal(st.json.message_count, 10, st.text);
+    assert.equal(st.json.runs.length, 3);
+    assert.ok(st.json.runs.every((r) => r.status === 'completed'));
+    // The last model request carried the whole conversation, tool turns included.
+    const reqs = (await call(mock.addr, 'GET', '/_mock/requests')).json;
+    const last = reqs.at(-1).body;
+    assert.equal(last.messages.length, 9);
+    assert.equal(last.system[0].text, 'You are terse.');
+    const flat = JSON.stringify(last.messages);
+    assert.match(flat, /"tool_use_id":"toolu_a1"/);
+    assert.match(flat, /"tool_use_id":"toolu_a3"/);
+    assert.match(flat, /Second answer\./);
+    const metrics = (await call(gw.addr, 'GET', '/metrics', { token: TA })).text;
+    assert.match(metrics, /cgw_tool_calls_total\{server="everything",outcome="ok"\} 2/);
+    assert.match(metrics, /cgw_tokens_total\{kind="input"\} \d+/);
+    assert.match(metrics, /cgw_model_turn_seconds_count 5/);
+    assert.match(metrics, /cgw_tool_call_seconds_count 2/);
+    assert.match(metrics, /cgw_runs_finished_total\{status="completed"\} 3/);
+    assert.ok(!metrics.includes(TA) && !metrics.includes('sk-ant-test'));
+    assert.equal(await stop(gw), 0);
+    assert.ok(!gw.stderrText.includes(TA) && !gw.stderrText.includes('sk-ant-test-key'), 'secret in logs');
+    await stop(mock);
+  },
+
+  async 'routes, methods, bodies and authentication errors'() {
+    const gw = await startGateway({ memory: true, set: { tokens: TOKENS, max_body_bytes: '2048', max_header_bytes: '4096' } });
+    const a = gw.addr;
+    assert.equal((await call(a, 'GET', '/healthz')).status, 200);
+    errorOf(await call(a, 'GET', '/v1/tools'), 401, 'authentication_error');
+    errorOf(await call(a, 'GET', '/v1/tools', { token: 'wrong-token-0123456789' }), 401);
+    errorOf(await call(a, 'GET', '/v1/nothing', { token: TA }), 404, 'not_found_error');
+    errorOf(await call(a, 'GET', '/v1/sessions/bad$id', { token: TA }), 404);
+    const m = await call(a, 'GET', '/v1/sessions', { token: TA });
+    errorOf(m, 405);
+    assert.equal(m.headers.get('allow'), 'POST');
+    errorOf(await call(a, 'DELETE', '/v1/tools', { token: TA }), 405);
+    errorOf(await call(a, 'POST', '/v1/sessions', { token: TA, raw: '{"system": ', headers: { 'content-type': 'application/json' } }), 400, 'invalid_request_error');
+    errorOf(await call(a, 'POST', '/v1/sessions', { token: TA, body: [1, 2] }), 400);
+    errorOf(await call(a, 'POST', '/v1/sessions', { token: TA, body: { colour: 'red' } }), 400);
+    errorOf(await call(a, 'POST', '/v1/sessions', { token: TA, body: { max_turns: 'x' } }), 400);
+    const sid = await newSession(a, TA);
+    errorOf(await call(a, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: '' } }), 400);
+    errorOf(await call(a, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: [{ text: 'no type' }] } }), 400);
+    errorOf(await call(a, 'POST', `/v1/sessions/${sid}/messages`, { token: TA }), 400);
+    errorOf(await call(a, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: 'x'.repeat(3000) } }), 413, 'request_too_large');
+    errorOf(await call(a, 'GET', '/v1/sessions/sess_missing', { token: TA }), 404);
+    errorOf(await call(a, 'POST', '/v1/sessions/sess_missing/messages', { token: TA, body: { content: 'hi' } }), 404);
+    errorOf(await call(a, 'GET', '/v1/runs/run_missing', { token: TA }), 404);
+    errorOf(await call(a, 'GET', '/v1/runs/run_missing/events', { token: TA }), 404);
+    errorOf(await call(a, 'POST', '/v1/runs/run_missing/cancel', { token: TA }), 404);
+    errorOf(await call(a, 'POST', '/v1/runs/run_missing/approvals', { token: TA, body: { tool_call_id: 'x', nonce: 'y', approved: true } }), 404);
+    // Truncated body: the connection closes before Content-Length bytes came; no reply, and
+    // the gateway keeps serving.
+    const cut = await rawExchange(a, `POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TA}\r\nContent-Length: 100\r\n\r\n{"sys`, { endAfterWrite: true });
+    assert.ok(!cut.includes('201'), cut);
+    // Far over the body cap: evhttp refuses without reading it all.
+    const huge = await call(a, 'POST', '/v1/sessions', { token: TA, raw: 'x'.repeat(200000) });
+    assert.equal(huge.status, 413);
+    // Oversized headers are refused too.
+    const big = await rawExchange(a, `GET /v1/tools HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`);
+    assert.match(big, /^HTTP\/1\.1 4\d\d/);
+    assert.equal((await call(a, 'GET', '/v1/tools', { token: TA })).status, 200);
+    assert.equal(await stop(gw), 0);
+  },
+
+  async 'two tenants are kept apart'() {
+    const gw = await startGateway({ memory: true, set: { tokens: TOKENS, stub_delay_ms: '1' } });
+    const a = gw.addr;
+    const sid = await newSession(a, TA);
+    const run = await call(a, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: 'mine' } });
+    assert.equal(run.status, 202);
+    const rid = run.json.run_id;
+    errorOf(await call(a, 'GET', `/v1/sessions/${sid}`, { token: TB }), 404);
+    errorOf(await call(a, 'POST', `/v1/sessions/${sid}/messages`, { token: TB, body: { content: 'yours?' } }), 404);
+    errorOf(await call(a, 'GET', `/v1/runs/${rid}`, { token: TB }), 404);
+    errorOf(await call(a, 'GET', `/v1/runs/${rid}/events`, { token: TB }), 404);
+    errorOf(await call(a, 'POST', `/v1/runs/${rid}/cancel`, { token: TB }), 404);
+    errorOf(await call(a, 'POST', `/v1/runs/${rid}/approvals`, { token: TB, body: { tool_call_id: 'x', nonce: 'y', approved: true } }), 404);
+    const own = await sse(a, `/v1/runs/${rid}/events`, { token: TA });
+    checkSequence(own.events);
+    assert.equal((await call(a, 'GET', `/v1/sessions/${sid}`, { token: TA })).status, 200);
+    assert.equal(await stop(gw), 0);
+  },
+
+  async 'limits: sessions per tenant, concurrent runs, streams per client'() {
+    const gw = await startGateway({ memory: true, set: { max_sessions_per_tenant: '2', max_concurrent_runs: '1',
+      max_streams_per_client: '1', stub_delay_ms: '200' } });
+    const a = gw.addr;
+    const s1 = await newSession(a);
+    const s2 = await newSession(a);
+    errorOf(await call(a, 'POST', '/v1/sessions', { body: {} }), 429, 'rate_limit_error');
+    const r1 = await call(a, 'POST', `/v1/sessions/${s1}/messages`, { body: { content: 'slow one' } });
+    assert.equal(r1.status, 202);
+    errorOf(await call(a, 'POST', `/v1/sessions/${s1}/messages`, { body: { content: 'again' } }), 409, 'conflict_error');
+    errorOf(await call(a, 'POST', `/v1/sessions/${s2}/messages`, { body: { content: 'other' } }), 429);
+    const first = sse(a, `/v1/runs/${r1.json.run_id}/events`);
+    await sleep(100);
+    const second = await sse(a, `/v1/runs/${r1.json.run_id}/events`);
+    assert.equal(second.status, 429);
+    checkSequence((await first).events);
+    await sleep(100);
+    assert.equal((await call(a, 'POST', `/v1/sessions/${s2}/messages`, { body: { content: 'now' } })).status, 202);
+    assert.equal(await stop(gw), 0);
+  },
+
+  async 'approvals over HTTP: every status'() {
+    const mock = await startMock({ turns: [
+      { content: [{ type: 'tool_use', id: 'toolu_p1', name: 'echo', input: { message: 'approved call' } }] },
+      { text: 'ran it' },
+      { content: [{ type: 'tool_use', id: 'toolu_p2', name: 'echo', input: { message: 'late' } }] },
+      { text: 'timed out' },
+    ] });
+    const gw = await startGateway({ mock, set: { mcp_config: everythingConfig(), approval_tools: 'echo',
+      approval_timeout_ms: '1500', tokens: TOKENS } });
+    for (let i = 0; i < 100; i++) {
+      if ((await call(gw.addr, 'GET', '/v1/tools', { token: TA })).json.tools.length) break;
+      await sleep(100);
+    }
+    const sid = await newSession(gw.addr, TA);
+    const p1 = await call(gw.addr, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: 'go' } });
+    const rid = p1.json.run_id;
+    const answers = [];
+    const s1 = await sse(gw.addr, `/v1/runs/${rid}/events`, { token: TA, onEvent: async (f) => {
+      if (f.event !== 'tool_approval_request') return;
+      const ev = f.data.event;
+      assert.match(ev.nonce, /^[0-9a-f]{16}$/);
+      const ap = (body) => call(gw.addr, 'POST', `/v1/runs/${rid}/approvals`, { token: TA, body });
+      answers.push(await ap({ tool_call_id: 'toolu_nope', nonce: ev.nonce, approved: true }));
+      answers.push(await ap({ tool_call_id: ev.tool_call_id, nonce: '0000000000000000', approved: true }));
+      answers.push(await ap({ tool_call_id: ev.tool_call_id, nonce: ev.nonce }));
+      answers.push(await ap({ tool_call_id: ev.tool_call_id, nonce: ev.nonce, approved: true }));
+      answers.push(await ap({ tool_call_id: ev.tool_call_id, nonce: ev.nonce, approved: true }));
+    } });
+    checkSequence(s1.events);
+    assert.deepEqual(answers.map((r) => r.status), [404, 409, 400, 200, 409]);
+    const res = s1.events.find((f) => f.event === 'tool_result').data.event;
+    assert.equal(res.is_error, false, JSON.stringify(res));
+
+    const p2 = await call(gw.addr, 'POST', `/v1/sessions/${sid}/messages`, { token: TA, body: { content: 'again' } });
+    let req2;
+    const s2 = await sse(gw.addr, `/v1/runs/${p2.json.run_id}/events`, { token: TA, onEvent: (f) => {
+      if (f.event === 'tool_approval_request') req2 = f.data.event;
+    } });
+    const late = await call(gw.addr, 'POST', `/v1/runs/${p2.json.run_id}/approvals`, { token: TA,
+      body: { tool_call_id: req2.tool_call_id, nonce: req2.nonce, approved: true } });
+    errorOf(late, 410);
+    const res2 = s2.events.find((f) => f.event === 'tool_result').data.event;
+    assert.equal(res2.error.code, 'approval_timeout');
+    assert.equal(await stop(gw), 0);
+    await stop(mock);
+  },
+
+  async 'cancel a run'() {
+    const mock = await startMock({ turns: [{ text: 'a slow answer that goes on and on', chunks: 40, delay_ms: 100 }] });
+    const gw = await startGateway({ mock, memory: true });
+    const sid = await newSession(gw.addr);
+    const p = await call(gw.addr, 'POST', `/v1/sessions/${sid}/messages`, { body: { content: 'talk' } });
+    const rid = p.json.run_id;
+    let cancelled;
+    const s = await sse(gw.addr, `/v1/runs/${rid}/events`, { onEvent: async (f, st) => {
+      if (st.events.length === 2 && !cancelled) cancelled = await call(gw.addr, 'POST', `/v1/runs/${rid}/cancel`);
+    } });
+    assert.equal(cancelled.status, 202);
+    checkSequence(s.events);
+    assert.equal(s.events.at(-1).data.event.code, 'cancelled');
+    assert.ok(s.events.length < 20);
+    assert.equal((await call(gw.addr, 'GET', `/v1/runs/${rid}`)).json.status, 'cancelled');
+    errorOf(await call(gw.addr, 'POST', `/v1/runs/${rid}/cancel`), 409, 'conflict_error');
+    // The session takes the next message; the cancelled turn left only the user message.
+    const st = await call(gw.addr, 'GET', `/v1/sessions/${sid}`);
+    assert.equal(st.json.message_count, 1);
+    assert.equal(st.json.active_run_id, null);
+    assert.equal(await stop(gw), 0);
+    await stop(mock);
+  },
+
+  async 'refuses a non-loopback address without tokens'() {
+    let err;
+    try {
+      await startGateway({ memory: true, listen: '0.0.0.0:0' });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err, 'the gateway started');
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /refusing to listen on 0\.0\.0\.0:\d+ without authentication/);
+  },
+};
+
+await runTests(tests);
