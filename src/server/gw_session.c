@@ -234,7 +234,7 @@ static void on_release(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gw_run_t *run = arg;
-    if (run->done && cgw_eventlog_sub_count(run->log) == 0) {
+    if (run->done && run->watchers == 0) {
         run_free(run);
     }
 }

@@ -9,8 +9,11 @@
  * Resume: Last-Event-ID (wins) or ?after=N; frames with seq > N follow, so a client that
  * reconnects with the id of the last frame it saw gets every later event exactly once.
  *
- * Slow readers: after each write the unsent bytes of the connection are checked; past the cap
- * the connection is dropped (the client resumes with Last-Event-ID). A client that goes away
+ * Pacing: a stream first catches up (entries already in the log, or stored) only while the
+ * connection's unsent output is under half the cap, so a client resuming a long run is never
+ * flooded; once caught up it subscribes and gets live entries as they come. A live client that
+ * reads more slowly than the run writes sees its unsent output grow: past the cap the
+ * connection is dropped (the client resumes with Last-Event-ID). A client that goes away
  * is seen through the connection's close callback, which frees the stream; the run goes on
  * unless the stream was started by POST .../messages with cancel_on_disconnect. */
 #include <stdio.h>
@@ -37,7 +40,7 @@ struct gw_stream {
     struct evhttp_connection *evcon;
     gw_run_t *run;           /* live stream: the run whose log we read */
     cgw_eventlog_sub_t *sub; /* live stream: the subscription */
-    struct event *replay;    /* stored stream: the pacing timer */
+    struct event *replay;    /* the catch-up timer (live and stored streams) */
     char run_id[CGW_STORE_ID_MAX];
     char tenant[CGW_STORE_TENANT_MAX];
     char peer[64];
@@ -96,6 +99,7 @@ static void stream_free(gw_stream_t *st)
     gw_run_t *run = st->run;
     cgw_free(st);
     if (run != NULL) {
+        run->watchers--;
         cgw__gw_run_release_check(run);
     }
 }
@@ -176,6 +180,46 @@ static void on_entry(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *entry,
     stream_write(st, entry->frame.ptr, entry->frame.len);
 }
 
+static void arm_replay(gw_stream_t *st, int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    evtimer_add(st->replay, &tv);
+}
+
+/* Live catch-up: copies the log's entries after pos while the connection has room, then
+ * subscribes for the rest (the subscription also ends the stream after the terminal entry). */
+static void on_catchup(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_stream_t *st = arg;
+    cgw_eventlog_t *log = st->run->log;
+    for (int n = 0; n < REPLAY_BATCH && st->pos < cgw_eventlog_last_seq(log); n++) {
+        if (unsent(st) > st->gw->stream_cap / 2) {
+            arm_replay(st, 5); /* wait for the client to read */
+            return;
+        }
+        cgw_eventlog_entry_t e;
+        if (cgw_eventlog_get(log, st->pos + 1, &e) != CGW_OK) {
+            stream_cut(st);
+            return;
+        }
+        cgw__http_send_chunk(st->req, e.frame.ptr, e.frame.len);
+        st->pos = e.seq;
+    }
+    if (st->pos < cgw_eventlog_last_seq(log)) {
+        arm_replay(st, 0);
+        return;
+    }
+    int rc = cgw_eventlog_subscribe(log, st->pos, on_entry, st, &st->sub);
+    if (rc != CGW_OK) {
+        st->sub = NULL;
+        CGW_ERROR(st->gw->ctx, "gateway", "cannot subscribe to run %s: %s", st->run_id,
+                  cgw_strerror(rc));
+        stream_cut(st);
+    }
+}
+
 /* ---- stored streams ---------------------------------------------------------------------- */
 
 static int add_frame(const cgw_store_event_t *ev, void *user)
@@ -194,12 +238,6 @@ static int add_frame(const cgw_store_event_t *ev, void *user)
     evbuffer_free(out);
     st->pos = ev->seq;
     return CGW_OK;
-}
-
-static void arm_replay(gw_stream_t *st, int ms)
-{
-    struct timeval tv = {0, ms * 1000};
-    evtimer_add(st->replay, &tv);
 }
 
 /* Sends the next batch when the connection has room; ends after the last stored event. */
@@ -281,15 +319,15 @@ static void stream_live(cgw_gateway_t *gw, struct evhttp_request *req, gw_run_t 
         return;
     }
     st->run = run;
+    run->watchers++;
     st->pos = after;
     st->cancel_run_on_close = cancel_on_close;
-    int rc = cgw_eventlog_subscribe(run->log, after, on_entry, st, &st->sub);
-    if (rc != CGW_OK) {
-        st->sub = NULL;
-        CGW_ERROR(gw->ctx, "gateway", "cannot subscribe to run %s: %s", run->id,
-                  cgw_strerror(rc));
+    st->replay = evtimer_new(cgw_ctx_base(gw->ctx), on_catchup, st);
+    if (st->replay == NULL) {
         stream_cut(st);
+        return;
     }
+    arm_replay(st, 0);
 }
 
 void cgw__gw_stream_run(cgw_gateway_t *gw, struct evhttp_request *req, gw_run_t *run)
