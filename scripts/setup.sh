@@ -26,6 +26,8 @@ NPM_PACKAGES=(
     "@modelcontextprotocol/server-everything@2026.8.31"
     "@modelcontextprotocol/server-filesystem@2026.8.31"
     "@modelcontextprotocol/server-memory@2026.8.31"
+    "@anthropic-ai/sdk@1.10.0"
+    "@modelcontextprotocol/sdk@1.32.2"
 )
 
 as_root() {

@@ -54,9 +54,9 @@ typedef struct cgw_approvals cgw_approvals_t;
  *  with allow_tool_type stay approved across runs. Returns CGW_OK, CGW_EINVAL or CGW_ENOMEM. */
 CGW_EXTERN int cgw_approvals_new(cgw_ctx_t *ctx, cgw_approvals_t **out);
 
-/** Frees it (NULL is fine). Requests still pending are resolved as approval_timeout first (their
- *  dispatches complete on the loop later). Must outlive no dispatcher that uses it: free the
- *  dispatchers (or let their runs end) first. */
+/** Frees it (NULL is fine). Free the dispatchers that use it first (that cancels their
+ *  pending requests); requests still pending here are resolved as approval_timeout, and their
+ *  dispatches complete on the next loop iteration. */
 CGW_EXTERN void cgw_approvals_free(cgw_approvals_t *approvals);
 
 /** Marks `tool_name` (copied) as approved for the rest of the session. CGW_OK, CGW_EINVAL,
@@ -89,8 +89,8 @@ CGW_EXTERN int cgw_approval_nonce(char out[17]);
 typedef struct cgw_tool_call {
     const char *tool_call_id; /**< the model's tool_use id */
     const char *tool_name;
-    const json_t *input;      /**< an object */
-    int call_index;           /**< position of the call among the tool calls of its turn */
+    const json_t *input; /**< an object */
+    int call_index;      /**< position of the call among the tool calls of its turn */
     /** Where tool_approval_request and tool_progress events go (NULL: nowhere). */
     cgw_eventlog_t *log;
     /** Tags added to those events for a sub-agent's calls (NULL for a top-level run). */
@@ -126,7 +126,7 @@ typedef struct cgw_tool_completion cgw_tool_completion_t;
 
 /** An asynchronous local tool. Runs on the loop; may answer inside the call or later. `call`
  *  is borrowed for the callback only (copy what you keep; cgw_tool_completion_call gives it
- *  back for as long as the completion lives). */
+ *  back until the dispatch ends). */
 typedef void (*cgw_tool_handler_cb)(const cgw_tool_call_t *call, cgw_tool_completion_t *done,
                                     void *user);
 
@@ -151,18 +151,18 @@ CGW_EXTERN int cgw_tool_progress(cgw_tool_completion_t *done, double progress, d
 
 /** Registers the cancel callback: it runs on the loop when the dispatch is cancelled (run
  *  cancelled, tool timeout); the completion is freed when it returns. */
-CGW_EXTERN void cgw_tool_on_cancel(cgw_tool_completion_t *done, void (*cb)(void *user),
-                                   void *user);
+CGW_EXTERN void cgw_tool_on_cancel(cgw_tool_completion_t *done, void (*cb)(void *user), void *user);
 
-/** The call this completion answers (borrowed from the completion). */
+/** The call this completion answers (borrowed), or NULL once the dispatch was cancelled. */
 CGW_EXTERN const cgw_tool_call_t *cgw_tool_completion_call(const cgw_tool_completion_t *done);
 
 /** A local tool registration. Strings are copied. */
 typedef struct cgw_tool_def {
-    const char *name;              /**< required, exact name the model calls */
-    const char *description;       /**< for the model; NULL = "" */
-    const char *input_schema_json; /**< JSON schema object; NULL = {"type":"object","properties":{}} */
-    cgw_tool_handler_cb handler;   /**< exactly one of handler and sync_handler */
+    const char *name;        /**< required, exact name the model calls */
+    const char *description; /**< for the model; NULL = "" */
+    const char
+        *input_schema_json; /**< JSON schema object; NULL = {"type":"object","properties":{}} */
+    cgw_tool_handler_cb handler; /**< exactly one of handler and sync_handler */
     cgw_tool_sync_cb sync_handler;
     void *user;
 } cgw_tool_def_t;
@@ -178,8 +178,8 @@ typedef struct cgw_approval_request {
     const char *tool_name;
     const json_t *tool_input;
     uint32_t timeout_ms;
-    int64_t expires_at; /**< Unix seconds */
-    const char *agent_id; /**< sub-agent id or NULL */
+    int64_t expires_at;         /**< Unix seconds */
+    const char *agent_id;       /**< sub-agent id or NULL */
     cgw_approvals_t *approvals; /**< answer here with cgw_approvals_answer */
 } cgw_approval_request_t;
 

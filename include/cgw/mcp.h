@@ -26,6 +26,11 @@
  *
  * Threading: everything is loop-affine (the ctx loop) and not thread-safe. Every callback
  * runs on the loop, and never from inside the API call that caused it unless said so.
+ *
+ * Process-wide effect: the first server spawned sets SIGPIPE to "ignore" if it was at its
+ * default (a write to a server that just died must not kill the process); a handler the
+ * application installed is left alone. No SIGCHLD handler is used: exits are seen through
+ * pidfds, and only the manager's own children are ever waited for.
  */
 #ifndef CGW_MCP_H
 #define CGW_MCP_H
@@ -199,7 +204,8 @@ typedef struct cgw_mcp_call_options {
 typedef struct cgw_mcp_call_result {
     /** CGW_OK when the server answered the call (also for an isError result); otherwise
      *  CGW_EUNKNOWNTOOL, CGW_ENOTREADY (server not running), CGW_ETIMEDOUT, CGW_ECANCELED,
-     *  CGW_ESERVERDIED, CGW_ELINETOOLONG, CGW_ERPC (JSON-RPC error) or CGW_ENOMEM. */
+     *  CGW_ESERVERDIED, CGW_ELINETOOLONG, CGW_ERPC (JSON-RPC error), CGW_E2BIG (server not
+     *  reading its stdin) or CGW_ENOMEM. */
     int status;
     const char *tool;      /**< the exposed name called */
     const char *server;    /**< NULL for an unknown tool */
@@ -216,8 +222,9 @@ typedef void (*cgw_mcp_call_done_cb)(const cgw_mcp_call_result_t *result, void *
 /** Calls tool `tool` (the exposed name) with `input` (borrowed JSON object; NULL = {}).
  *  `opts` may be NULL. `done` runs exactly once on the loop, never from inside this call.
  *  *handle (may be NULL) identifies the call for cgw_mcp_call_cancel until `done` runs.
- *  Returns CGW_OK, CGW_EINVAL (no tool or done, input not an object) or CGW_ENOMEM; every
- *  other failure (unknown tool, server down, timeout) is reported through `done`. */
+ *  Returns CGW_OK, CGW_EINVAL (no tool or done, input not an object), CGW_ENOMEM or
+ *  CGW_EINTERNAL (inconsistent tool map); every other failure (unknown tool, server down or
+ *  not reading, timeout, ...) is reported through `done`, and then *handle is set too. */
 CGW_EXTERN int cgw_mcp_manager_call(cgw_mcp_manager_t *mgr, const char *tool, const json_t *input,
                                     const cgw_mcp_call_options_t *opts, cgw_mcp_call_done_cb done,
                                     void *user, cgw_mcp_call_t **handle);

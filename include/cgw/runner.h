@@ -11,14 +11,19 @@
  *   stream_retry{attempt,error,discard_from_seq}  (events with seq >= discard_from_seq belong
  *                                                  to the failed attempt)
  *   usage{input_tokens,output_tokens,cache_creation_input_tokens,cache_read_input_tokens,
- *         model}                                   (once per model call)
+ *         estimated_cost_usd,model}                (once per successful model call)
  *   stream_complete{stop_reason,turns,usage{input_tokens,output_tokens,
  *         cache_creation_input_tokens,cache_read_input_tokens,estimated_cost_usd}}
  *   error{error,code}                              (code: "cancelled", "api_error",
  *                                                  "timeout", "retries_exhausted", ...)
  *
+ * tool_use is logged when a call starts running (calls beyond max_parallel_tools wait, and are
+ * logged when they start); tool_result when it ends, so tool_results come in completion order
+ * while the results sent to the model keep the model's order.
  * A sub-agent's events carry "agent_id" and "parent_tool_call_id" and go into the parent's log;
- * its stream_complete / error are not terminal there.
+ * its stream_complete / error are not terminal there. A consumer applying discard_from_seq
+ * drops the deltas of the same agent_id only (other agents' events interleave).
+ * The stub answer ends with stream_complete{stop_reason:"end_turn",turns:0,usage:{}}.
  *
  * Behaviour of the original kept: the tool_result content rules (content = the JSON text of the
  * result, or of {"error":{...}}; is_error on errors and on soft errors: an object result with
@@ -64,12 +69,12 @@ typedef struct cgw_usage {
 
 /** Prices of one model family in USD per million tokens. */
 typedef struct cgw_model_price {
-    const char *match;      /**< substring of the model id, e.g. "sonnet-4"; the longest wins */
-    double input;           /**< uncached input */
+    const char *match; /**< substring of the model id, e.g. "sonnet-4"; the longest wins */
+    double input;      /**< uncached input */
     double output;
-    double cache_write_5m;  /**< usually 1.25 x input */
-    double cache_write_1h;  /**< usually 2 x input */
-    double cache_read;      /**< usually 0.1 x input */
+    double cache_write_5m; /**< usually 1.25 x input */
+    double cache_write_1h; /**< usually 2 x input */
+    double cache_read;     /**< usually 0.1 x input */
 } cgw_model_price_t;
 
 typedef struct cgw_price_table {
@@ -159,13 +164,15 @@ typedef struct cgw_runner cgw_runner_t;
 /** How a run ended. Borrowed for the callback. */
 typedef struct cgw_run_result {
     /** CGW_OK (stream_complete appended), CGW_ECANCELED (cancelled; error "cancelled"
-     *  appended), or the failure (error event appended): CGW_EAPI, CGW_EHTTP, CGW_ERETRIES,
+     *  appended), CGW_ECLOSED (the log was closed by its owner during the run: the run stops
+     *  at the next stream event or turn), or the failure (error event appended): CGW_EAPI,
+     *  CGW_EHTTP, CGW_ERETRIES,
      *  CGW_ETIMEDOUT, CGW_ESTALL, CGW_EIO, CGW_ENOMEM... */
     int code;
     const char *stop_reason; /**< "end_turn", "max_turns", "max_tokens", ...; NULL on failure */
     const char *error;       /**< the error event's message on failure, else NULL */
     int turns;               /**< model calls made */
-    cgw_usage_t usage;       /**< totals */
+    cgw_usage_t usage;       /**< totals, sub-agents included */
     bool stub;               /**< the no-credential stub answered */
 } cgw_run_result_t;
 
@@ -189,7 +196,7 @@ typedef struct cgw_runner_options {
     uint32_t tool_timeout_ms;  /**< per tool call once approved; 0 = none; default 120000 */
     const char *const *excluded_tools; /**< names the model may not use (copied) */
     size_t n_excluded_tools;
-    const cgw_price_table_t *prices; /**< borrowed; NULL = cgw_price_table_default() */
+    const cgw_price_table_t *prices;         /**< borrowed; NULL = cgw_price_table_default() */
     const cgw_sub_agent_config_t *sub_agent; /**< copied; NULL: no run_agent tool */
     cgw_runner_hooks_t hooks;
     uint32_t stub_delay_ms; /**< default 50 */
@@ -199,8 +206,8 @@ typedef struct cgw_runner_options {
 CGW_EXTERN void cgw_runner_options_init(cgw_runner_options_t *opts);
 
 /** Creates a runner. CGW_OK, CGW_EINVAL (no log, bad numbers), CGW_ENOMEM. */
-CGW_EXTERN int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts,
-                              cgw_runner_t **out, cgw_error_t *err);
+CGW_EXTERN int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts, cgw_runner_t **out,
+                              cgw_error_t *err);
 
 /** Frees it (NULL is fine). A run in progress is cancelled first (as cgw_runner_cancel, but
  *  the done callback does not run). */
@@ -215,8 +222,8 @@ CGW_EXTERN void cgw_runner_free(cgw_runner_t *runner);
  *  or run again from inside it.
  *  Returns CGW_OK; CGW_EBUSY (a run is in progress); CGW_EINVAL (empty conversation);
  *  CGW_ECLOSED (the log is closed); CGW_ENOMEM. */
-CGW_EXTERN int cgw_runner_run(cgw_runner_t *runner, cgw_conversation_t *conv,
-                              cgw_run_done_cb done, void *user);
+CGW_EXTERN int cgw_runner_run(cgw_runner_t *runner, cgw_conversation_t *conv, cgw_run_done_cb done,
+                              void *user);
 
 /** Cancels the run in progress: the stream is aborted, MCP calls in flight get
  *  notifications/cancelled, each tool in flight gets a tool_result with error

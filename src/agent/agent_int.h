@@ -27,8 +27,7 @@ typedef void (*cgw__approval_cb)(void *arg, cgw__approval_outcome_t outcome, boo
 /* Registers a pending request for `tool_call_id` with `nonce` (both copied) that times out
  * after timeout_ms. CGW_OK, CGW_EEXIST (that id is already pending), CGW_ENOMEM. */
 int cgw__approvals_add(cgw_approvals_t *a, const char *tool_call_id, const char *nonce,
-                       uint32_t timeout_ms, cgw__approval_cb cb, void *arg,
-                       cgw__approval_t **out);
+                       uint32_t timeout_ms, cgw__approval_cb cb, void *arg, cgw__approval_t **out);
 
 /* Withdraws a pending request without calling its callback (the dispatch was cancelled);
  * a later answer gets CGW_ESTATE. */

@@ -29,7 +29,8 @@ json_t *cgw__tool_error(const char *code, const char *sub_code, const char *mess
 {
     json_t *e = json_pack("{s:s, s:s}", "code", code ? code : "tool_error", "message",
                           message ? message : "Tool failed");
-    if (e != NULL && sub_code != NULL && json_object_set_new(e, "sub_code", json_string(sub_code))) {
+    if (e != NULL && sub_code != NULL &&
+        json_object_set_new(e, "sub_code", json_string(sub_code))) {
         json_decref(e);
         return NULL;
     }

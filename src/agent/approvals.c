@@ -195,14 +195,13 @@ int cgw_approvals_answer(cgw_approvals_t *a, const char *tool_call_id, const cha
     if (strcmp(p->nonce, nonce) != 0) {
         return CGW_ESTATE;
     }
-    resolve(p, approved ? CGW__APPROVAL_APPROVED : CGW__APPROVAL_DENIED, approved && allow_tool_type,
-            RES_ANSWERED);
+    resolve(p, approved ? CGW__APPROVAL_APPROVED : CGW__APPROVAL_DENIED,
+            approved && allow_tool_type, RES_ANSWERED);
     return CGW_OK;
 }
 
 int cgw__approvals_add(cgw_approvals_t *a, const char *tool_call_id, const char *nonce,
-                       uint32_t timeout_ms, cgw__approval_cb cb, void *arg,
-                       cgw__approval_t **out)
+                       uint32_t timeout_ms, cgw__approval_cb cb, void *arg, cgw__approval_t **out)
 {
     if (find_pending(a, tool_call_id) != NULL) {
         return CGW_EEXIST;

@@ -65,8 +65,7 @@ void cgw_dispatcher_options_init(cgw_dispatcher_options_t *opts)
     opts->approval_timeout_ms = CGW_APPROVAL_TIMEOUT_MS_DEFAULT;
 }
 
-int cgw_dispatcher_new(cgw_ctx_t *ctx, const cgw_dispatcher_options_t *opts,
-                       cgw_dispatcher_t **out)
+int cgw_dispatcher_new(cgw_ctx_t *ctx, const cgw_dispatcher_options_t *opts, cgw_dispatcher_t **out)
 {
     if (ctx == NULL || out == NULL) {
         return CGW_EINVAL;
@@ -226,9 +225,9 @@ json_t *cgw_dispatcher_tool_definitions(const cgw_dispatcher_t *d)
     }
     for (size_t i = 0; i < d->ntools; i++) {
         const tool_t *t = &d->tools[i];
-        if (json_array_append_new(defs, json_pack("{s:s, s:s, s:O}", "name", t->name,
-                                                  "description", t->description,
-                                                  "input_schema", t->schema)) != 0) {
+        if (json_array_append_new(defs, json_pack("{s:s, s:s, s:O}", "name", t->name, "description",
+                                                  t->description, "input_schema", t->schema)) !=
+            0) {
             json_decref(defs);
             return NULL;
         }
@@ -370,12 +369,11 @@ static void mcp_done(const cgw_mcp_call_result_t *r, void *user)
 
 static void start_mcp(cgw_dispatch_t *ds)
 {
-    cgw_mcp_call_options_t o = {.timeout_ms = ds->d->opts.mcp_timeout_ms,
-                                .progress = mcp_progress,
-                                .progress_user = ds};
+    cgw_mcp_call_options_t o = {
+        .timeout_ms = ds->d->opts.mcp_timeout_ms, .progress = mcp_progress, .progress_user = ds};
     ds->state = D_MCP;
-    int rc = cgw_mcp_manager_call(ds->d->opts.mcp, ds->name, ds->input, &o, mcp_done, ds,
-                                  &ds->mcp_call);
+    int rc =
+        cgw_mcp_manager_call(ds->d->opts.mcp, ds->name, ds->input, &o, mcp_done, ds, &ds->mcp_call);
     if (rc != CGW_OK) {
         settle_error(ds, "internal_error", NULL, "could not call the MCP tool '%s'", ds->name);
     }
@@ -461,8 +459,7 @@ static void ask_approval(cgw_dispatch_t *ds)
     const cgw_dispatcher_options_t *o = &ds->d->opts;
     if (o->request_approval == NULL) {
         settle_error(ds, "approval_required", NULL,
-                     "Tool '%s' requires approval but no approval handler is configured",
-                     ds->name);
+                     "Tool '%s' requires approval but no approval handler is configured", ds->name);
         return;
     }
     char nonce[17];
@@ -481,9 +478,9 @@ static void ask_approval(cgw_dispatch_t *ds)
                            "tool_call_id", ds->id, "tool_name", ds->name, "tool_input", ds->input,
                            "nonce", nonce, "expires_at", (json_int_t)expires_at);
     cgw__emit(ds->call.log, ev, ds->agent_id, ds->parent_id, NULL);
-    cgw_approval_request_t req = {ds->id,     nonce,       ds->name,   ds->input,
-                                  o->approval_timeout_ms, expires_at, ds->agent_id,
-                                  o->approvals};
+    cgw_approval_request_t req = {
+        ds->id,     nonce,        ds->name,    ds->input, o->approval_timeout_ms,
+        expires_at, ds->agent_id, o->approvals};
     o->request_approval(&req, o->approval_user);
 }
 

@@ -81,7 +81,8 @@ int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts, cgw_runner_
         return cgw_error_set(err, CGW_EINVAL, "a runner needs a ctx, options and a log");
     }
     if (opts->max_turns < 0 || opts->max_parallel_tools < 0 || opts->max_tokens < 0 ||
-        (opts->sub_agent != NULL && (opts->sub_agent->max_turns < 0 || opts->sub_agent->max_tokens < 0))) {
+        (opts->sub_agent != NULL &&
+         (opts->sub_agent->max_turns < 0 || opts->sub_agent->max_tokens < 0))) {
         return cgw_error_set(err, CGW_EINVAL, "negative max_turns, max_tokens or parallelism");
     }
     cgw_runner_t *r = NULL;
@@ -92,8 +93,8 @@ int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts, cgw_runner_
     r->client = opts->client;
     r->disp = opts->dispatcher;
     r->log = opts->log;
-    r->session_id = dup_or_null(opts->session_id && opts->session_id[0] ? opts->session_id
-                                                                         : "no-session", &oom);
+    r->session_id = dup_or_null(
+        opts->session_id && opts->session_id[0] ? opts->session_id : "no-session", &oom);
     r->system = dup_or_null(opts->system_prompt, &oom);
     r->model = dup_or_null(opts->model, &oom);
     r->max_tokens = opts->max_tokens;
@@ -107,7 +108,8 @@ int cgw_runner_new(cgw_ctx_t *ctx, const cgw_runner_options_t *opts, cgw_runner_
     if (opts->sub_agent != NULL) {
         r->has_sub = true;
         r->sub = *opts->sub_agent;
-        r->sub_excluded = name_set(opts->sub_agent->excluded_tools, opts->sub_agent->n_excluded_tools);
+        r->sub_excluded =
+            name_set(opts->sub_agent->excluded_tools, opts->sub_agent->n_excluded_tools);
         r->sub_system = dup_or_null(opts->sub_agent->system_prompt, &oom);
         r->sub_model = dup_or_null(opts->sub_agent->model, &oom);
         oom |= r->sub_excluded == NULL;
@@ -252,8 +254,7 @@ int cgw__runner_emit(cgw_runner_t *r, json_t *ev)
         r->attempt_first_seq = seq;
     }
     if (rc != CGW_OK && rc != CGW_ECLOSED) {
-        CGW_WARN(r->ctx, "agent", "[%.12s] event not logged: %s", r->session_id,
-                 cgw_strerror(rc));
+        CGW_WARN(r->ctx, "agent", "[%.12s] event not logged: %s", r->session_id, cgw_strerror(rc));
     }
     return rc;
 }
@@ -263,8 +264,16 @@ static void finish_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     cgw_runner_t *r = arg;
-    cgw_run_result_t res = {r->code, r->code == CGW_OK ? r->stop_reason : NULL,
-                            r->code == CGW_OK ? NULL : r->error, r->turns, r->usage, r->stub};
+    /* Copies: the callback may run the runner again, which resets these strings. */
+    char stop[64], error[1024];
+    snprintf(stop, sizeof(stop), "%s", r->stop_reason ? r->stop_reason : "");
+    snprintf(error, sizeof(error), "%s", r->error ? r->error : cgw_strerror(r->code));
+    cgw_run_result_t res = {r->code,
+                            r->code == CGW_OK ? stop : NULL,
+                            r->code == CGW_OK ? NULL : error,
+                            r->turns,
+                            r->usage,
+                            r->stub};
     cgw_run_done_cb done = r->done;
     void *user = r->done_user;
     r->running = r->finishing = r->cancelling = false;
@@ -293,9 +302,8 @@ static json_t *usage_json(const cgw_usage_t *u, bool with_cost)
 {
     json_t *j = json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", (json_int_t)u->input_tokens,
                           "output_tokens", (json_int_t)u->output_tokens,
-                          "cache_creation_input_tokens",
-                          (json_int_t)u->cache_creation_input_tokens, "cache_read_input_tokens",
-                          (json_int_t)u->cache_read_input_tokens);
+                          "cache_creation_input_tokens", (json_int_t)u->cache_creation_input_tokens,
+                          "cache_read_input_tokens", (json_int_t)u->cache_read_input_tokens);
     if (j != NULL && with_cost) {
         json_object_set_new(j, "estimated_cost_usd",
                             json_real(cgw__round(u->estimated_cost_usd, 6)));
@@ -312,9 +320,9 @@ void cgw__runner_complete(cgw_runner_t *r, const char *stop_reason)
         cgw_usage_report_t rep = {r->session_id, r->agent_id, r->turns, r->usage};
         r->hooks.on_usage(&rep, r->hooks.user);
     }
-    cgw__runner_emit(r, json_pack("{s:s, s:s, s:i, s:o}", "type", "stream_complete",
-                                  "stop_reason", r->stop_reason ? r->stop_reason : "end_turn",
-                                  "turns", r->turns, "usage", usage_json(&r->usage, true)));
+    cgw__runner_emit(r, json_pack("{s:s, s:s, s:i, s:o}", "type", "stream_complete", "stop_reason",
+                                  r->stop_reason ? r->stop_reason : "end_turn", "turns", r->turns,
+                                  "usage", usage_json(&r->usage, true)));
     finish(r, CGW_OK);
 }
 
@@ -322,8 +330,8 @@ void cgw__runner_fail(cgw_runner_t *r, int code, const char *code_name, const ch
 {
     cgw_free(r->error);
     r->error = cgw__strdup(message);
-    cgw__runner_emit(r, json_pack("{s:s, s:s, s:s}", "type", "error", "error", message, "code",
-                                  code_name));
+    cgw__runner_emit(
+        r, json_pack("{s:s, s:s, s:s}", "type", "error", "error", message, "code", code_name));
     finish(r, code);
 }
 
@@ -434,8 +442,8 @@ static void stub_cb(evutil_socket_t fd, short what, void *arg)
     }
     cgw_free(r->stop_reason);
     r->stop_reason = cgw__strdup("end_turn");
-    cgw__runner_emit(r, json_pack("{s:s, s:s, s:i, s:{}}", "type", "stream_complete",
-                                  "stop_reason", "end_turn", "turns", 0, "usage"));
+    cgw__runner_emit(r, json_pack("{s:s, s:s, s:i, s:{}}", "type", "stream_complete", "stop_reason",
+                                  "end_turn", "turns", 0, "usage"));
     finish(r, CGW_OK);
 }
 
@@ -483,10 +491,23 @@ static void emit_delta(cgw_runner_t *r, const char *type, cgw_str_t text)
     cgw__runner_emit(r, json_pack("{s:s, s:s%}", "type", type, "text", text.ptr, text.len));
 }
 
+/* A log closed by its owner (the session went away) ends the run: nobody can see it. */
+static bool log_gone(cgw_runner_t *r)
+{
+    if (!cgw_eventlog_closed(r->log)) {
+        return false;
+    }
+    cgw__runner_abort(r, CGW_ECLOSED, "closed", "The event log was closed");
+    return true;
+}
+
 static void on_llm_event(const cgw_llm_event_t *ev, void *user)
 {
     cgw_runner_t *r = user;
     cgw_buf_t *f;
+    if (log_gone(r)) {
+        return;
+    }
     switch (ev->kind) {
     case CGW_LLM_TEXT_DELTA:
         emit_delta(r, "text_delta", ev->text);
@@ -513,8 +534,8 @@ static void on_llm_event(const cgw_llm_event_t *ev, void *user)
 static void on_llm_retry(const cgw_llm_retry_t *info, void *user)
 {
     cgw_runner_t *r = user;
-    uint64_t discard = r->attempt_first_seq ? r->attempt_first_seq
-                                            : cgw_eventlog_last_seq(r->log) + 1;
+    uint64_t discard =
+        r->attempt_first_seq ? r->attempt_first_seq : cgw_eventlog_last_seq(r->log) + 1;
     r->attempt_first_seq = 0;
     r->text.len = r->text_at_attempt; /* the failed attempt's text is not the answer */
     if (r->text.data != NULL) {
@@ -523,11 +544,12 @@ static void on_llm_retry(const cgw_llm_retry_t *info, void *user)
     for (size_t i = 0; i < r->nfrags; i++) {
         cgw_buf_reset(&r->frags[i]);
     }
-    json_t *ev = json_pack("{s:s, s:i, s:s, s:I}", "type", "stream_retry", "attempt",
-                           info->attempt, "error",
-                           info->error && info->error->message[0] ? info->error->message
-                                                                  : cgw_strerror(info->error ? info->error->code : CGW_EIO),
-                           "discard_from_seq", (json_int_t)discard);
+    json_t *ev =
+        json_pack("{s:s, s:i, s:s, s:I}", "type", "stream_retry", "attempt", info->attempt, "error",
+                  info->error && info->error->message[0]
+                      ? info->error->message
+                      : cgw_strerror(info->error ? info->error->code : CGW_EIO),
+                  "discard_from_seq", (json_int_t)discard);
     /* The retry event itself is not part of the next attempt. */
     cgw__emit(r->log, ev, r->agent_id, r->parent_id, NULL);
 }
@@ -680,6 +702,9 @@ void cgw__runner_next_turn(cgw_runner_t *r)
         return;
     }
     cgw__tools_clear(r);
+    if (log_gone(r)) {
+        return;
+    }
     if (r->max_turns > 0 && r->turns >= r->max_turns) {
         cgw__runner_emit(r, json_pack("{s:s, s:s}", "type", "text_delta", "text", MAX_TURNS_NOTE));
         cgw_buf_append_str(&r->text, MAX_TURNS_NOTE);

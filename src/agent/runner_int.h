@@ -58,11 +58,11 @@ struct cgw_runner {
     cgw_anthropic_call_t *call;
     char *call_model;
     uint64_t attempt_first_seq;
-    cgw_buf_t text;        /* every text delta of the run (a sub-agent's response) */
+    cgw_buf_t text;         /* every text delta of the run (a sub-agent's response) */
     size_t text_at_attempt; /* its length when the current model call started */
-    cgw_buf_t *frags;      /* streamed tool input per block index of the current attempt */
+    cgw_buf_t *frags;       /* streamed tool input per block index of the current attempt */
     size_t nfrags;
-    json_t *tools_used;    /* names, in the order the calls started */
+    json_t *tools_used; /* names, in the order the calls started */
     /* the current turn's tool calls */
     cgw__slot_t *slots;
     size_t nslots, next_slot, nrunning, nfinished;

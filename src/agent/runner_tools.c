@@ -74,8 +74,8 @@ static json_t *result_block(const cgw__slot_t *s, const json_t *result, const js
     if (block == NULL || json_array_size(content) == 0) {
         return block;
     }
-    json_t *parts = json_pack("[{s:s, s:O}]", "type", "text", "text",
-                              json_object_get(block, "content"));
+    json_t *parts =
+        json_pack("[{s:s, s:O}]", "type", "text", "text", json_object_get(block, "content"));
     if (parts == NULL || json_array_extend(parts, (json_t *)content) != 0 ||
         json_object_set_new(block, "content", parts) != 0) {
         json_decref(block);
@@ -113,9 +113,9 @@ void cgw__slot_finish(cgw__slot_t *s, const json_t *result, const json_t *error,
     }
     s->extra = json_array();
     if (r->hooks.on_tool_result != NULL && s->block != NULL && s->extra != NULL) {
-        cgw_tool_result_ctx_t c = {r->session_id, r->agent_id, s->id,   s->name,
-                                   s->input,      error ? NULL : result, error,    s->server,
-                                   ms,            s->block,      s->extra};
+        cgw_tool_result_ctx_t c = {
+            r->session_id, r->agent_id, s->id, s->name,  s->input, error ? NULL : result,
+            error,         s->server,   ms,    s->block, s->extra};
         r->hooks.on_tool_result(&c, r->hooks.user);
     }
     json_decref(shown);

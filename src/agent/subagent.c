@@ -47,13 +47,13 @@ static json_t *sub_result(const cgw__subagent_t *sa, const cgw_run_result_t *res
 {
     const cgw_runner_t *c = sa->child;
     const cgw_usage_t *u = &res->usage;
-    json_t *out = json_pack(
-        "{s:o, s:O, s:{s:I, s:I, s:I, s:I, s:f}}", "response", response_text(c), "tools_used",
-        c->tools_used ? c->tools_used : json_array(), "usage", "input_tokens",
-        (json_int_t)u->input_tokens, "output_tokens", (json_int_t)u->output_tokens,
-        "cache_creation_input_tokens", (json_int_t)u->cache_creation_input_tokens,
-        "cache_read_input_tokens", (json_int_t)u->cache_read_input_tokens, "estimated_cost_usd",
-        cgw__round(u->estimated_cost_usd, 6));
+    json_t *out = json_pack("{s:o, s:O, s:{s:I, s:I, s:I, s:I, s:f}}", "response", response_text(c),
+                            "tools_used", c->tools_used ? c->tools_used : json_array(), "usage",
+                            "input_tokens", (json_int_t)u->input_tokens, "output_tokens",
+                            (json_int_t)u->output_tokens, "cache_creation_input_tokens",
+                            (json_int_t)u->cache_creation_input_tokens, "cache_read_input_tokens",
+                            (json_int_t)u->cache_read_input_tokens, "estimated_cost_usd",
+                            cgw__round(u->estimated_cost_usd, 6));
     char warning[1200] = "";
     if (sa->timed_out) {
         snprintf(warning, sizeof(warning),

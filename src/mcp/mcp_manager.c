@@ -587,6 +587,11 @@ int cgw_mcp_manager_call(cgw_mcp_manager_t *m, const char *tool, const json_t *i
                 snprintf(msg, sizeof(msg), "MCP server unavailable: %s (connection closed)",
                          ref->server);
                 rc = defer_failure(c, CGW_ESERVERDIED, "tool_error", "connection_error", msg);
+            } else if (rc != CGW_OK && rc != CGW_ENOMEM) {
+                /* e.g. CGW_E2BIG: the server stopped reading its stdin */
+                snprintf(msg, sizeof(msg), "cannot send the call to MCP server %s: %s",
+                         ref->server, cgw_strerror(rc));
+                rc = defer_failure(c, rc, "tool_error", "connection_error", msg);
             }
         }
     }

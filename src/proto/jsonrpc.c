@@ -96,36 +96,67 @@ int cgw__rpc_classify(json_t *msg, cgw__rpc_msg_t *out, cgw_error_t *err)
 }
 
 /* The writers print the envelope by hand and splice the compact JSON of the payload, so a
- * message costs one serialization of its payload and no temporary json_t. */
+ * message costs one serialization of its payload and no temporary json_t. They sit on the
+ * path of every tool call, hence no printf. */
 static int write_tail(cgw_buf_t *b, const char *key, const json_t *v)
 {
     int rc = CGW_OK;
     if (v != NULL) {
-        rc = cgw_buf_appendf(b, ",\"%s\":", key);
-        if (rc == CGW_OK) {
-            rc = cgw_json_dump_buf(v, b);
-        }
+        rc = cgw_buf_append(b, ",\"", 2);
+        rc = rc == CGW_OK ? cgw_buf_append_str(b, key) : rc;
+        rc = rc == CGW_OK ? cgw_buf_append(b, "\":", 2) : rc;
+        rc = rc == CGW_OK ? cgw_json_dump_buf(v, b) : rc;
     }
     return rc != CGW_OK ? rc : cgw_buf_append(b, "}\n", 2);
 }
 
+/* True when `s` can go between quotes as it is (our method names always can). */
+static int plain_string(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' || (unsigned char)*s >= 0x80) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int write_method(cgw_buf_t *b, const char *method)
 {
-    json_t *m = json_string(method);
-    if (m == NULL) {
-        return CGW_EINVAL;
-    }
     int rc = cgw_buf_append_str(b, ",\"method\":");
-    if (rc == CGW_OK) {
-        rc = cgw_json_dump_buf(m, b);
+    if (rc == CGW_OK && plain_string(method)) {
+        rc = cgw_buf_append_char(b, '"');
+        rc = rc == CGW_OK ? cgw_buf_append_str(b, method) : rc;
+        return rc == CGW_OK ? cgw_buf_append_char(b, '"') : rc;
     }
+    json_t *m = rc == CGW_OK ? json_string(method) : NULL;
+    if (m == NULL) {
+        return rc != CGW_OK ? rc : CGW_EINVAL;
+    }
+    rc = cgw_json_dump_buf(m, b);
     json_decref(m);
     return rc;
 }
 
+static int append_int(cgw_buf_t *b, json_int_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        tmp[--n] = '-';
+    }
+    return cgw_buf_append(b, tmp + n, sizeof(tmp) - n);
+}
+
 int cgw__rpc_write_request(cgw_buf_t *b, json_int_t id, const char *method, const json_t *params)
 {
-    int rc = cgw_buf_appendf(b, "{\"jsonrpc\":\"2.0\",\"id\":%" JSON_INTEGER_FORMAT, id);
+    int rc = cgw_buf_append_str(b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    rc = rc == CGW_OK ? append_int(b, id) : rc;
     if (rc == CGW_OK) {
         rc = write_method(b, method);
     }

@@ -102,6 +102,7 @@ static int push_frame(struct planner *pl, cgw_buf_t *b, int delay_ms)
     f->len = b->len;
     f->bytes = cgw_buf_steal(b, NULL);
     f->delay_ms = delay_ms;
+    f->stamp_at = -1;
     return f->bytes != NULL ? CGW_OK : CGW_ENOMEM;
 }
 
@@ -115,7 +116,13 @@ static int add_frame(struct planner *pl, const char *event, const json_t *data, 
         cgw_buf_free(&b);
         return rc;
     }
-    return push_frame(pl, &b, delay_ms);
+    rc = push_frame(pl, &b, delay_ms);
+    if (rc == CGW_OK && strcmp(event, "content_block_delta") == 0) {
+        cgw__mock_frame_t *f = &pl->plan->frames[pl->plan->nframes - 1];
+        const char *m = memmem(f->bytes, f->len, CGW_MOCK_STAMP, strlen(CGW_MOCK_STAMP));
+        f->stamp_at = m != NULL ? (long)(m - f->bytes) : -1;
+    }
+    return rc;
 }
 
 /* Adds a frame and steals `data`. */
@@ -294,6 +301,7 @@ static int plan_replay(struct planner *pl, const cgw__mock_turn_t *t)
         f->len = ends[i] - start;
         f->bytes = cgw__memdup(c->body + start, f->len);
         f->delay_ms = i > 0 ? t->delay_ms : 0;
+        f->stamp_at = -1;
         if (f->bytes == NULL) {
             cgw_free(ends);
             return CGW_ENOMEM;

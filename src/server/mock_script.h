@@ -145,7 +145,13 @@ typedef struct cgw__mock_frame {
     char *bytes;
     size_t len;
     int delay_ms; /* pause before sending it */
+    long stamp_at; /* offset of CGW_MOCK_STAMP in a delta's bytes, or -1 */
 } cgw__mock_frame_t;
+
+/* A text or thinking delta containing this marker has it replaced, when the frame is written,
+ * by the wall-clock time of the write in microseconds since the epoch (16 digits), so that a
+ * client can measure the latency of each delta. */
+#define CGW_MOCK_STAMP "{{mock_write_us}}"
 
 /* A streamed answer, ready to send. */
 typedef struct cgw__mock_plan {

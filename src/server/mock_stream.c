@@ -14,7 +14,13 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "core/alloc.h"
+#include "core/buf.h"
+#include "core/ctx_int.h"
 #include "server/http_util.h"
 #include "server/mock_api_int.h"
 
@@ -105,6 +111,24 @@ static void finish(cgw__mock_stream_t *st)
     }
 }
 
+/* Sends a delta frame with its CGW_MOCK_STAMP replaced by the time of this write. */
+static void send_stamped(cgw__mock_stream_t *st, const cgw__mock_frame_t *f)
+{
+    size_t mlen = strlen(CGW_MOCK_STAMP), at = (size_t)f->stamp_at;
+    char digits[32];
+    int n = snprintf(digits, sizeof(digits), "%016" PRIu64,
+                     (uint64_t)(cgw__wall_time() * 1e6));
+    cgw_buf_t b = CGW_BUF_INIT;
+    if (cgw_buf_append(&b, f->bytes, at) == CGW_OK &&
+        cgw_buf_append(&b, digits, (size_t)n) == CGW_OK &&
+        cgw_buf_append(&b, f->bytes + at + mlen, f->len - at - mlen) == CGW_OK) {
+        cgw__http_send_chunk(st->req, b.data, b.len);
+    } else {
+        cgw__http_send_chunk(st->req, f->bytes, f->len); /* out of memory: unstamped */
+    }
+    cgw_buf_free(&b);
+}
+
 static void step(cgw__mock_stream_t *st)
 {
     while (st->pos < st->plan->nframes) {
@@ -114,7 +138,11 @@ static void step(cgw__mock_stream_t *st)
             arm(st, f->delay_ms);
             return;
         }
-        cgw__http_send_chunk(st->req, f->bytes, f->len);
+        if (f->stamp_at >= 0) {
+            send_stamped(st, f);
+        } else {
+            cgw__http_send_chunk(st->req, f->bytes, f->len);
+        }
         st->pos++;
         st->waited = false;
     }

@@ -13,8 +13,8 @@
 
 #include "agent_harness.h"
 
-#define TWO_TURNS                                                                                \
-    "{\"when_exhausted\":\"cycle\",\"turns\":[{\"content\":[{\"type\":\"tool_use\","           \
+#define TWO_TURNS                                                                                  \
+    "{\"when_exhausted\":\"cycle\",\"turns\":[{\"content\":[{\"type\":\"tool_use\","               \
     "\"name\":\"danger\",\"input\":{\"target\":\"prod\"}}]},{\"text\":\"finished\"}]}"
 
 static int group_setup(void **state)

@@ -236,12 +236,32 @@ static void test_mcp_server_killed_mid_run(void **state)
     agent_h_free(&h);
 }
 
+static void test_log_closed_mid_stream(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"delay_ms\":100,\"content\":[{\"type\":\"text\",\"deltas\":["
+                      "\"one \",\"two \",\"three \",\"four \",\"five \",\"six\"]}]}]");
+    agent_h_t h;
+    agent_h_init(&h, NULL, 1);
+    agent_h_runner(&h, NULL);
+    agent_h_start(&h, "count");
+    assert_true(wait_event(&h, "text_delta", 5000));
+    /* The owner closes the log (the session went away): the run stops by itself. */
+    assert_int_equal(cgw_eventlog_close(h.log, "session closed"), CGW_OK);
+    assert_true(cgw_test_run_until(h.ctx, &h.done, 2000));
+    assert_int_equal(h.code, CGW_ECLOSED);
+    assert_false(cgw_runner_running(h.runner));
+    assert_int_equal(cgw_conversation_count(h.conv), 1);
+    agent_h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_mid_stream),
         cmocka_unit_test(test_cancel_mid_tool),
         cmocka_unit_test(test_mcp_server_killed_mid_run),
+        cmocka_unit_test(test_log_closed_mid_stream),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -153,14 +153,14 @@ static void on_result(cgw_tool_result_ctx_t *c, void *user)
     }
 }
 
-#define THINK_TURN                                                                               \
-    "{\"content\":["                                                                             \
-    "{\"type\":\"thinking\",\"thinking\":\"Let me think  about\\nthis \\u00e9\",\"chunks\":3},"  \
-    "{\"type\":\"redacted_thinking\",\"data\":\"RED-ACTED-DATA==\"},"                            \
-    "{\"type\":\"text\",\"text\":\"\"},"                                                         \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_greet\",\"name\":\"greet\",\"input\":{\"name\":"     \
-    "\"Ada\"},\"chunks\":3},"                                                                    \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_echo\",\"name\":\"echo\",\"input\":{\"message\":"    \
+#define THINK_TURN                                                                                 \
+    "{\"content\":["                                                                               \
+    "{\"type\":\"thinking\",\"thinking\":\"Let me think  about\\nthis \\u00e9\",\"chunks\":3},"    \
+    "{\"type\":\"redacted_thinking\",\"data\":\"RED-ACTED-DATA==\"},"                              \
+    "{\"type\":\"text\",\"text\":\"\"},"                                                           \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_greet\",\"name\":\"greet\",\"input\":{\"name\":"        \
+    "\"Ada\"},\"chunks\":3},"                                                                      \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_echo\",\"name\":\"echo\",\"input\":{\"message\":"       \
     "\"hi there\"}}]}"
 
 static void test_thinking_tools_roundtrip(void **state)
@@ -202,8 +202,7 @@ static void test_thinking_tools_roundtrip(void **state)
     assert_true(json_is_null(json_object_get(json_array_get(uses, 0), "server")));
     assert_string_equal(json_string_value(json_object_get(json_array_get(uses, 1), "server")),
                         "everything");
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(uses, 1), "call_index")),
-                     1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(uses, 1), "call_index")), 1);
     json_decref(uses);
     json_t *results = agent_h_filter(ev, "tool_result");
     assert_int_equal(json_array_size(results), 2);
@@ -225,9 +224,9 @@ static void test_thinking_tools_roundtrip(void **state)
     const json_t *b0 = agent_mock_body(reqs, 0);
     assert_int_equal(json_array_size(json_object_get(b0, "tools")),
                      1 + cgw_mcp_toolmap_count(cgw_mcp_manager_toolmap(h.mcp.mgr)));
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(b0, "tools"), 0), "name")),
-                        "greet");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(b0, "tools"), 0), "name")),
+        "greet");
     const json_t *msgs = json_object_get(agent_mock_body(reqs, 1), "messages");
     assert_int_equal(json_array_size(msgs), 3);
     const json_t *asst = json_object_get(json_array_get(msgs, 1), "content");
@@ -295,10 +294,10 @@ static void slow_handler(const cgw_tool_call_t *call, cgw_tool_completion_t *don
     evtimer_add(s->timer, &tv);
 }
 
-#define SLOW_TURN                                                                                \
-    "{\"content\":["                                                                             \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_a\",\"name\":\"slow\",\"input\":{\"ms\":300}},"       \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_b\",\"name\":\"slow\",\"input\":{\"ms\":100}},"       \
+#define SLOW_TURN                                                                                  \
+    "{\"content\":["                                                                               \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_a\",\"name\":\"slow\",\"input\":{\"ms\":300}},"         \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_b\",\"name\":\"slow\",\"input\":{\"ms\":100}},"         \
     "{\"type\":\"tool_use\",\"id\":\"toolu_c\",\"name\":\"slow\",\"input\":{\"ms\":200}}]}"
 
 static void run_slow(int max_parallel, uint64_t *wall_ms)
@@ -330,16 +329,15 @@ static void run_slow(int max_parallel, uint64_t *wall_ms)
     assert_int_equal(json_array_size(user), 3);
     const char *ids[] = {"toolu_a", "toolu_b", "toolu_c"};
     for (size_t i = 0; i < 3; i++) {
-        assert_string_equal(json_string_value(json_object_get(json_array_get(user, i),
-                                                               "tool_use_id")),
-                            ids[i]);
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(user, i), "tool_use_id")), ids[i]);
     }
     json_decref(reqs);
     /* tool_result events come as calls finish. */
     json_t *ev = agent_h_events(&h);
     json_t *res = agent_h_filter(ev, "tool_result");
-    const char *first_done = json_string_value(json_object_get(json_array_get(res, 0),
-                                                                "tool_call_id"));
+    const char *first_done =
+        json_string_value(json_object_get(json_array_get(res, 0), "tool_call_id"));
     assert_string_equal(first_done, max_parallel == 1 ? "toolu_a" : "toolu_b");
     json_decref(res);
     json_decref(ev);
@@ -405,11 +403,12 @@ static void test_max_turns(void **state)
 static void test_excluded_and_unknown(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"content\":["
-                      "{\"type\":\"tool_use\",\"id\":\"toolu_x\",\"name\":\"greet\",\"input\":{\"name\":\"Z\"}},"
-                      "{\"type\":\"tool_use\",\"id\":\"toolu_y\",\"name\":\"nope\",\"input\":{}},"
-                      "{\"type\":\"tool_use\",\"id\":\"toolu_z\",\"name\":\"ok\",\"input\":{}}]},"
-                      "{\"text\":\"fine\"}]");
+    agent_mock_script(
+        "[{\"content\":["
+        "{\"type\":\"tool_use\",\"id\":\"toolu_x\",\"name\":\"greet\",\"input\":{\"name\":\"Z\"}},"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_y\",\"name\":\"nope\",\"input\":{}},"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_z\",\"name\":\"ok\",\"input\":{}}]},"
+        "{\"text\":\"fine\"}]");
     agent_h_t h;
     agent_h_init(&h, NULL, 1);
     agent_h_dispatcher(&h, NULL);
@@ -429,9 +428,8 @@ static void test_excluded_and_unknown(void **state)
     json_t *ev = agent_h_events(&h);
     json_t *res = agent_h_filter(ev, "tool_result");
     assert_int_equal(json_array_size(res), 3);
-    const char *want[][2] = {{"toolu_x", "tool_excluded"},
-                             {"toolu_y", "unknown_tool"},
-                             {"toolu_z", "bad_input"}};
+    const char *want[][2] = {
+        {"toolu_x", "tool_excluded"}, {"toolu_y", "unknown_tool"}, {"toolu_z", "bad_input"}};
     for (size_t i = 0; i < 3; i++) {
         const json_t *r = NULL;
         size_t k;
@@ -444,8 +442,8 @@ static void test_excluded_and_unknown(void **state)
         }
         assert_non_null(r);
         assert_true(json_is_true(json_object_get(r, "is_error")));
-        assert_string_equal(
-            json_string_value(json_object_get(json_object_get(r, "error"), "code")), want[i][1]);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "code")),
+                            want[i][1]);
     }
     json_decref(res);
     json_decref(ev);
@@ -648,8 +646,8 @@ static void test_cost_estimate(void **state)
     agent_h_new_log(&h);
     agent_h_runner(&h, &ro);
     assert_true(agent_h_run(&h, "again", 10000));
-    assert_float_equal(h.usage.estimated_cost_usd, (1000 * 1.0 + 500 * 2.0 + 2000 * 3.0 +
-                                                    10000 * 5.0) / 1e6, 1e-9);
+    assert_float_equal(h.usage.estimated_cost_usd,
+                       (1000 * 1.0 + 500 * 2.0 + 2000 * 3.0 + 10000 * 5.0) / 1e6, 1e-9);
     agent_h_free(&h);
 }
 
@@ -688,6 +686,66 @@ static void test_max_tokens_cuts_tool_use(void **state)
     agent_h_free(&h);
 }
 
+static void test_mcp_image_content(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_img\",\"name\":"
+                      "\"get-tiny-image\",\"input\":{}}]},{\"text\":\"I see it\"}]");
+    agent_h_t h;
+    agent_h_init(&h, everything_config(), 1);
+    agent_h_dispatcher(&h, NULL);
+    agent_h_runner(&h, NULL);
+    assert_true(agent_h_run(&h, "show me", 30000));
+    assert_int_equal(h.code, CGW_OK);
+    json_t *reqs = agent_mock_requests();
+    const json_t *user = json_object_get(
+        json_array_get(json_object_get(agent_mock_body(reqs, 1), "messages"), 2), "content");
+    const json_t *tr = json_array_get(user, 0);
+    assert_string_equal(json_string_value(json_object_get(tr, "tool_use_id")), "toolu_img");
+    /* The JSON text first, then the image the server returned, as an Anthropic block. */
+    const json_t *parts = json_object_get(tr, "content");
+    assert_true(json_is_array(parts));
+    assert_true(json_array_size(parts) >= 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(parts, 0), "type")),
+                        "text");
+    int images = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(parts, i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "type")), "image") == 0) {
+            images++;
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(p, "source"), "type")), "base64");
+        }
+    }
+    assert_int_equal(images, 1);
+    json_decref(reqs);
+    agent_h_free(&h);
+}
+
+static void test_pause_turn_continues(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"stop_reason\":\"pause_turn\",\"text\":\"Working on it... \"},"
+                      "{\"text\":\"finished\"}]");
+    agent_h_t h;
+    agent_h_init(&h, NULL, 1);
+    agent_h_runner(&h, NULL);
+    assert_true(agent_h_run(&h, "long job", 10000));
+    assert_int_equal(h.code, CGW_OK);
+    assert_int_equal(h.turns, 2);
+    json_t *reqs = agent_mock_requests();
+    assert_int_equal(agent_mock_message_count(reqs), 2);
+    /* The paused turn was sent back as is, for the API to continue it. */
+    const json_t *msgs = json_object_get(agent_mock_body(reqs, 1), "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "role")),
+                        "assistant");
+    json_decref(reqs);
+    agent_h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +760,8 @@ int main(void)
         cmocka_unit_test(test_no_credential_stub),
         cmocka_unit_test(test_cost_estimate),
         cmocka_unit_test(test_max_tokens_cuts_tool_use),
+        cmocka_unit_test(test_mcp_image_content),
+        cmocka_unit_test(test_pause_turn_continues),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

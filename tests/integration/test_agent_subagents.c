@@ -86,7 +86,8 @@ static json_int_t seq_of(const json_t *ev, const char *agent, const char *type, 
     json_array_foreach(ev, i, e)
     {
         const char *a = str(e, "agent_id");
-        if (a != NULL && strcmp(a, agent) == 0 && (type == NULL || strcmp(str(e, "type"), type) == 0)) {
+        if (a != NULL && strcmp(a, agent) == 0 &&
+            (type == NULL || strcmp(str(e, "type"), type) == 0)) {
             found = json_integer_value(json_object_get(e, "_seq"));
             if (!last) {
                 return found;
@@ -96,16 +97,16 @@ static json_int_t seq_of(const json_t *ev, const char *agent, const char *type, 
     return found;
 }
 
-#define PARALLEL_SCRIPT                                                                          \
-    "[{\"match\":\"PARENT-Q\",\"content\":["                                                     \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_ra\",\"name\":\"run_agent\",\"input\":{\"task\":"    \
-    "\"SUBTASK-A: greet A-person\"}},"                                                          \
-    "{\"type\":\"tool_use\",\"id\":\"toolu_rb\",\"name\":\"run_agent\",\"input\":{\"task\":"    \
-    "\"SUBTASK-B: say hi\"}}]},"                                                                 \
-    "{\"match\":\"SUBTASK-A\",\"delay_ms\":80,\"content\":[{\"type\":\"tool_use\","             \
-    "\"name\":\"greet\",\"input\":{\"name\":\"A-person\"},\"chunks\":3}]},"                     \
-    "{\"match\":\"Hello, A-person\",\"text\":\"FINAL-A done\"},"                                 \
-    "{\"match\":\"SUBTASK-B\",\"delay_ms\":30,\"text\":\"FINAL-B done\",\"chunks\":3},"         \
+#define PARALLEL_SCRIPT                                                                            \
+    "[{\"match\":\"PARENT-Q\",\"content\":["                                                       \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_ra\",\"name\":\"run_agent\",\"input\":{\"task\":"       \
+    "\"SUBTASK-A: greet A-person\"}},"                                                             \
+    "{\"type\":\"tool_use\",\"id\":\"toolu_rb\",\"name\":\"run_agent\",\"input\":{\"task\":"       \
+    "\"SUBTASK-B: say hi\"}}]},"                                                                   \
+    "{\"match\":\"SUBTASK-A\",\"delay_ms\":80,\"content\":[{\"type\":\"tool_use\","                \
+    "\"name\":\"greet\",\"input\":{\"name\":\"A-person\"},\"chunks\":3}]},"                        \
+    "{\"match\":\"Hello, A-person\",\"text\":\"FINAL-A done\"},"                                   \
+    "{\"match\":\"SUBTASK-B\",\"delay_ms\":30,\"text\":\"FINAL-B done\",\"chunks\":3},"            \
     "{\"match\":\"FINAL-A\",\"text\":\"All delegated work is done\"}]"
 
 static void test_parallel_subagents(void **state)
@@ -157,9 +158,8 @@ static void test_parallel_subagents(void **state)
     assert_int_equal(json_array_size(json_object_get(ra, "tools_used")), 1);
     assert_string_equal(json_string_value(json_array_get(json_object_get(ra, "tools_used"), 0)),
                         "greet");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(ra, "usage"),
-                                                        "input_tokens")),
-                     20);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(ra, "usage"), "input_tokens")), 20);
     assert_null(json_object_get(ra, "warning"));
     const json_t *rb = json_object_get(find_result(ev, "toolu_rb"), "result");
     assert_string_equal(str(rb, "response"), "FINAL-B done");
@@ -274,12 +274,96 @@ static void test_subagent_timeout(void **state)
     agent_h_free(&h);
 }
 
+static void test_cancel_reaches_subagents(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"match\":\"PARENT-Q\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                      "\"toolu_ra\",\"name\":\"run_agent\",\"input\":{\"task\":\"SUBTASK-A\"}},"
+                      "{\"type\":\"tool_use\",\"id\":\"toolu_rb\",\"name\":\"run_agent\","
+                      "\"input\":{\"task\":\"SUBTASK-B\"}}]},"
+                      "{\"match\":\"SUBTASK\",\"hang\":1,\"content\":[{\"type\":\"text\","
+                      "\"deltas\":[\"working \",\"more\"]}]}]");
+    agent_h_t h;
+    setup(&h, 5, 0);
+    agent_h_start(&h, "Delegate PARENT-Q");
+    /* Wait until both sub-agents streamed something. */
+    int spin = 0;
+    for (int i = 0; i < 400; i++) {
+        json_t *ev = agent_h_events(&h);
+        int subs = 0;
+        size_t k;
+        json_t *e;
+        json_array_foreach(ev, k, e)
+        {
+            subs +=
+                json_object_get(e, "agent_id") != NULL && strcmp(str(e, "type"), "text_delta") == 0;
+        }
+        json_decref(ev);
+        if (subs >= 2) {
+            break;
+        }
+        cgw_test_run_until(h.ctx, &spin, 10);
+    }
+    assert_int_equal(cgw_runner_cancel(h.runner), CGW_OK);
+    assert_true(cgw_test_run_until(h.ctx, &h.done, 2000));
+    assert_int_equal(h.code, CGW_ECANCELED);
+    json_t *ev = agent_h_events(&h);
+    int sub_cancelled = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(ev, i, e)
+    {
+        if (json_object_get(e, "agent_id") && strcmp(str(e, "type"), "error") == 0) {
+            assert_string_equal(str(e, "code"), "cancelled");
+            sub_cancelled++;
+        }
+    }
+    assert_int_equal(sub_cancelled, 2);
+    const char *ids[] = {"toolu_ra", "toolu_rb"};
+    for (size_t k = 0; k < 2; k++) {
+        const json_t *err = json_object_get(find_result(ev, ids[k]), "error");
+        assert_string_equal(str(err, "code"), "cancelled");
+        assert_string_equal(str(err, "message"), "Sub-agent was cancelled");
+    }
+    const json_t *last = json_array_get(ev, json_array_size(ev) - 1);
+    assert_string_equal(str(last, "type"), "error");
+    assert_null(json_object_get(last, "agent_id"));
+    assert_true(cgw_eventlog_closed(h.log));
+    json_decref(ev);
+    agent_h_free(&h);
+}
+
+static void test_subagent_cannot_nest(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"match\":\"PARENT-Q\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                      "\"toolu_ra\",\"name\":\"run_agent\",\"input\":{\"task\":\"SUBTASK-A\"}}]},"
+                      "{\"match\":\"SUBTASK-A\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                      "\"toolu_nested\",\"name\":\"run_agent\",\"input\":{\"task\":\"deeper\"}}]},"
+                      "{\"match\":\"not available\",\"text\":\"NESTED-REFUSED\"},"
+                      "{\"match\":\"NESTED-REFUSED\",\"text\":\"parent done\"}]");
+    agent_h_t h;
+    setup(&h, 5, 0);
+    assert_true(agent_h_run(&h, "Delegate PARENT-Q", 20000));
+    assert_int_equal(h.code, CGW_OK);
+    json_t *ev = agent_h_events(&h);
+    const json_t *nested = find_result(ev, "toolu_nested");
+    assert_non_null(json_object_get(nested, "agent_id"));
+    assert_string_equal(str(json_object_get(nested, "error"), "code"), "tool_excluded");
+    assert_string_equal(str(json_object_get(find_result(ev, "toolu_ra"), "result"), "response"),
+                        "NESTED-REFUSED");
+    json_decref(ev);
+    agent_h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parallel_subagents),
         cmocka_unit_test(test_subagent_max_turns),
         cmocka_unit_test(test_subagent_timeout),
+        cmocka_unit_test(test_cancel_reaches_subagents),
+        cmocka_unit_test(test_subagent_cannot_nest),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -85,19 +85,11 @@ static void test_status_and_tools(void **state)
     assert_true(has_tool("echo") && has_tool("get-sum") && has_tool("get-tiny-image"));
     json_t *defs = cgw_mcp_manager_tool_definitions(H.mgr);
     assert_true(json_array_size(defs) >= 13);
-    json_t *d;
-    size_t i;
-    int found = 0;
-    json_array_foreach(defs, i, d)
-    {
-        if (strcmp(json_string_value(json_object_get(d, "name")), "echo") == 0) {
-            found = 1;
-            assert_true(json_is_object(json_object_get(d, "input_schema")));
-            assert_string_equal(json_string_value(json_object_get(d, "description")),
-                                "Echoes back the input string");
-        }
-    }
-    assert_true(found);
+    json_t *d = mcp_h_find_def(defs, "echo");
+    assert_non_null(d);
+    assert_true(json_is_object(json_object_get(d, "input_schema")));
+    assert_string_equal(json_string_value(json_object_get(d, "description")),
+                        "Echoes back the input string");
     json_decref(defs);
 }
 

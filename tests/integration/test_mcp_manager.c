@@ -170,20 +170,12 @@ static void test_definitions_defaults(void **state)
     o.ping_interval_ms = 0;
     assert_true(mcp_h_start(&h, config(""), &o, 10000));
     json_t *defs = cgw_mcp_manager_tool_definitions(h.mgr);
-    json_t *d;
-    size_t i;
-    int found = 0;
-    json_array_foreach(defs, i, d)
-    {
-        if (strcmp(json_string_value(json_object_get(d, "name")), "bare") == 0) {
-            found = 1;
-            assert_string_equal(json_string_value(json_object_get(d, "description")), "");
-            char *schema = json_dumps(json_object_get(d, "input_schema"), JSON_COMPACT);
-            assert_string_equal(schema, "{\"type\":\"object\",\"properties\":{}}");
-            free(schema);
-        }
-    }
-    assert_true(found);
+    json_t *d = mcp_h_find_def(defs, "bare");
+    assert_non_null(d);
+    assert_string_equal(json_string_value(json_object_get(d, "description")), "");
+    char *schema = json_dumps(json_object_get(d, "input_schema"), JSON_COMPACT);
+    assert_string_equal(schema, "{\"type\":\"object\",\"properties\":{}}");
+    free(schema);
     json_decref(defs);
     assert_non_null(cgw_mcp_manager_tool(h.mgr, "bare"));
     assert_null(cgw_mcp_manager_tool(h.mgr, "nope"));

@@ -225,6 +225,44 @@ static void test_stdout_closed_while_alive(void **state)
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
+/* 1 when `pid` still runs (a zombie waiting for its new parent does not count). */
+static int alive(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp != NULL && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+/* What a server starts in the background (npx and uvx wrappers do) dies with it. */
+static void test_grandchildren_killed(void **state)
+{
+    (void)state;
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    rec_t r = {0};
+    cgw__mcp_transport_t *t =
+        spawn(ctx, &r, "sleep 30 & printf '{\"bg\":%d}\\n' $!; exec cat", NULL, NULL, 0, 0);
+    assert_true(wait_for(ctx, &r.messages, 1, 3000));
+    long bg = (long)json_integer_value(json_object_get(r.last, "bg"));
+    assert_true(bg > 0 && alive(bg));
+    t->vt->free(t); /* cat exits on EOF; the group is killed when the leader is reaped */
+    for (int i = 0; i < 100 && alive(bg); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_false(alive(bg));
+    json_decref(r.last);
+    cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
 static void test_env_overlay(void **state)
 {
     (void)state;
@@ -252,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_spawn_failures),
         cmocka_unit_test(test_shutdown_ladder),
         cmocka_unit_test(test_stdout_closed_while_alive),
+        cmocka_unit_test(test_grandchildren_killed),
         cmocka_unit_test(test_env_overlay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

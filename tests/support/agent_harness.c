@@ -215,7 +215,8 @@ static void on_done(cgw_runner_t *r, const cgw_run_result_t *res, void *user)
     h->turns = res->turns;
     h->stub = res->stub;
     h->usage = res->usage;
-    snprintf(h->stop_reason, sizeof(h->stop_reason), "%s", res->stop_reason ? res->stop_reason : "");
+    snprintf(h->stop_reason, sizeof(h->stop_reason), "%s",
+             res->stop_reason ? res->stop_reason : "");
     snprintf(h->error, sizeof(h->error), "%s", res->error ? res->error : "");
 }
 

@@ -159,6 +159,20 @@ const char *mcp_h_text(const mcp_h_call_t *c)
     return s != NULL ? s : "";
 }
 
+json_t *mcp_h_find_def(const json_t *defs, const char *name)
+{
+    json_t *d;
+    size_t i;
+    json_array_foreach(defs, i, d)
+    {
+        const char *n = json_string_value(json_object_get(d, "name"));
+        if (n != NULL && strcmp(n, name) == 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
 void mcp_h_spin(mcp_h_t *h, int ms)
 {
     int never = 0;

@@ -58,6 +58,9 @@ void mcp_h_call_clear(mcp_h_call_t *c);
 /* Text of result["text"] or "" */
 const char *mcp_h_text(const mcp_h_call_t *c);
 
+/* The entry called `name` in an array of tool definitions (borrowed), or NULL. */
+json_t *mcp_h_find_def(const json_t *defs, const char *name);
+
 /* Runs the loop for ms milliseconds. */
 void mcp_h_spin(mcp_h_t *h, int ms);
 /* Runs the loop until server `i` is in `state` (or the timeout). Returns 1 if reached. */

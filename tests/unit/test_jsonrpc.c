@@ -69,6 +69,12 @@ static void test_write(void **state)
                         "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
                         "{\"k\":\"v\\n\"}}\n");
     cgw_buf_reset(&b);
+    /* Negative and zero ids, a method that needs escaping. */
+    assert_int_equal(cgw__rpc_write_request(&b, -5, "we\"ird\n", NULL), CGW_OK);
+    assert_int_equal(cgw__rpc_write_request(&b, 0, "ping", NULL), CGW_OK);
+    assert_string_equal(b.data, "{\"jsonrpc\":\"2.0\",\"id\":-5,\"method\":\"we\\\"ird\\n\"}\n"
+                                "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"ping\"}\n");
+    cgw_buf_reset(&b);
     assert_int_equal(cgw__rpc_write_notification(&b, "notifications/initialized", NULL), CGW_OK);
     assert_string_equal(b.data, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
     cgw_buf_reset(&b);
