@@ -66,7 +66,8 @@ CGW_EXTERN int cgw_run_status_parse(const char *name, cgw_run_status_t *out);
 CGW_EXTERN bool cgw_run_status_is_final(cgw_run_status_t status);
 
 /** A session. As an output of get/create it owns `settings` (release with
- *  cgw_store_session_clear); passed to a list callback it is borrowed. */
+ *  cgw_store_session_clear; get and create zero it first, so clearing it is safe even after
+ *  a failure); passed to a list callback it is borrowed. */
 typedef struct cgw_store_session {
     char id[CGW_STORE_ID_MAX];
     char tenant[CGW_STORE_TENANT_MAX];

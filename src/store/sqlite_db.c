@@ -227,6 +227,11 @@ int cgw__sq_open_db(sq_store_t *sq, const cgw_store_sqlite_options_t *opts, cgw_
          * interior pages of the events b-tree stay in memory instead of being re-read. */
         code = exec_sql(sq, "PRAGMA cache_size=-16384", err);
     }
+    if (code == CGW_OK && !opts->read_only) {
+        /* After a checkpoint the WAL file keeps its largest size unless told otherwise: cap
+         * what a burst leaves on disk at 64 MiB. */
+        code = exec_sql(sq, "PRAGMA journal_size_limit=67108864", err);
+    }
     if (code == CGW_OK) {
         code = migrate(sq, opts->read_only, err);
     }
@@ -244,6 +249,11 @@ int cgw__sq_open_db(sq_store_t *sq, const cgw_store_sqlite_options_t *opts, cgw_
 
 void cgw__sq_close_db(sq_store_t *sq)
 {
+    if (sq->db != NULL && !sq->read_only) {
+        /* SQLite's advice for long-lived connections: refresh the planner's statistics where
+         * they are stale, at close. Best effort. */
+        (void)sqlite3_exec(sq->db, "PRAGMA optimize", NULL, NULL, NULL);
+    }
     for (int i = 0; i < ST_COUNT_; i++) {
         sqlite3_finalize(sq->st[i]);
         sq->st[i] = NULL;

@@ -268,6 +268,9 @@ int cgw_store_session_create(cgw_store_t *store, const char *tenant, const char 
                              cgw_error_t *err)
 {
     ENTER(store, err);
+    if (out != NULL) {
+        memset(out, 0, sizeof(*out)); /* clearing it is safe whatever happens next */
+    }
     CHECK(store, check_tenant(tenant, err));
     CHECK(store, id ? check_id(id, "session", err) : CGW_OK);
     CHECK(store, check_bytes(settings, settings_len, true, "settings", err));
@@ -275,23 +278,40 @@ int cgw_store_session_create(cgw_store_t *store, const char *tenant, const char 
     if (id == NULL) {
         CHECK(store, cgw__store_gen_id("sess_", gen));
     }
-    if (out != NULL) {
-        memset(out, 0, sizeof(*out));
+    /* The caller's copy is made first, so that a session is created and described, or
+     * neither: no ENOMEM after the fact. */
+    cgw_str_t set = settings_or_default(settings, settings_len);
+    char *copy = out != NULL ? cgw__memdup(set.ptr, set.len) : NULL;
+    if (out != NULL && copy == NULL) {
+        return leave(store, cgw_error_set(err, CGW_ENOMEM, "out of memory creating a session"));
     }
-    int rc = store->vt->session_create(store, tenant, id ? id : gen,
-                                       settings_or_default(settings, settings_len),
-                                       cgw__wall_time(), out, err);
-    return leave(store, rc);
+    double now = cgw__wall_time();
+    const char *sid = id ? id : gen;
+    int rc = store->vt->session_create(store, tenant, sid, set, now, err);
+    if (rc != CGW_OK) {
+        cgw_free(copy);
+        return leave(store, rc);
+    }
+    if (out != NULL) {
+        cgw__store_copy(out->id, sizeof(out->id), sid);
+        cgw__store_copy(out->tenant, sizeof(out->tenant), tenant);
+        out->created_at = out->updated_at = now;
+        out->settings = copy;
+        out->settings_len = set.len;
+    }
+    return leave(store, CGW_OK);
 }
 
 int cgw_store_session_get(cgw_store_t *store, const char *tenant, const char *id,
                           cgw_store_session_t *out, cgw_error_t *err)
 {
     ENTER(store, err);
+    if (out != NULL) {
+        memset(out, 0, sizeof(*out));
+    }
     CHECK(store, check_tenant(tenant, err));
     CHECK(store, check_id(id, "session", err));
     CHECK(store, need(out, "out", err));
-    memset(out, 0, sizeof(*out));
     return leave(store, store->vt->session_get(store, tenant, id, out, err));
 }
 

@@ -14,8 +14,9 @@ struct cgw_store_vtable {
     void (*destroy)(cgw_store_t *s);
     int (*flush)(cgw_store_t *s, cgw_error_t *err);
 
+    /* The record for the caller is built by store.c from what it passed. */
     int (*session_create)(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
-                          double now, cgw_store_session_t *out, cgw_error_t *err);
+                          double now, cgw_error_t *err);
     int (*session_get)(cgw_store_t *s, const char *tenant, const char *id, cgw_store_session_t *out,
                        cgw_error_t *err);
     int (*session_list)(cgw_store_t *s, const char *tenant, uint64_t offset, uint64_t limit,

@@ -106,7 +106,7 @@ static struct mem_tenant *get_tenant(mem_store_t *m, const char *name)
 }
 
 static int m_session_create(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
-                            double now, cgw_store_session_t *out, cgw_error_t *err)
+                            double now, cgw_error_t *err)
 {
     mem_store_t *m = (mem_store_t *)s;
     if (cgw__map_get(&m->sessions, id) != NULL) {
@@ -136,7 +136,7 @@ static int m_session_create(cgw_store_t *s, const char *tenant, const char *id, 
     }
     t->tail = ss;
     t->count++;
-    return out != NULL ? copy_settings(out, &ss->rec) : CGW_OK;
+    return CGW_OK;
 }
 
 static int m_session_get(cgw_store_t *s, const char *tenant, const char *id,

@@ -538,7 +538,7 @@ static int read_one_session(sq_store_t *sq, const char *tenant, const char *id,
 }
 
 static int sq_session_create(cgw_store_t *s, const char *tenant, const char *id, cgw_str_t settings,
-                             double now, cgw_store_session_t *out, cgw_error_t *err)
+                             double now, cgw_error_t *err)
 {
     sq_store_t *sq = (sq_store_t *)s;
     sqlite3_stmt *st = NULL;
@@ -555,7 +555,7 @@ static int sq_session_create(cgw_store_t *s, const char *tenant, const char *id,
     if (rc == CGW_EEXIST) {
         return cgw_error_set(err, CGW_EEXIST, "session %s already exists", id);
     }
-    return (rc == CGW_OK && out != NULL) ? read_one_session(sq, tenant, id, out, err) : rc;
+    return rc;
 }
 
 static int sq_session_get(cgw_store_t *s, const char *tenant, const char *id,
