@@ -57,6 +57,7 @@ struct cgw_dispatcher {
     tool_t *tools;
     size_t ntools, cap;
     cgw_dispatch_t *active;
+    json_t *oom_error; /* made up front: the outcome when not even an error can be built */
 };
 
 void cgw_dispatcher_options_init(cgw_dispatcher_options_t *opts)
@@ -75,6 +76,11 @@ int cgw_dispatcher_new(cgw_ctx_t *ctx, const cgw_dispatcher_options_t *opts, cgw
         return CGW_ENOMEM;
     }
     d->ctx = ctx;
+    d->oom_error = json_pack("{s:s, s:s}", "code", "internal_error", "message", "out of memory");
+    if (d->oom_error == NULL) {
+        cgw_free(d);
+        return CGW_ENOMEM;
+    }
     if (opts != NULL) {
         d->opts = *opts;
     } else {
@@ -86,6 +92,7 @@ int cgw_dispatcher_new(cgw_ctx_t *ctx, const cgw_dispatcher_options_t *opts, cgw
     if (d->opts.approvals == NULL) {
         int rc = cgw_approvals_new(ctx, &d->own_approvals);
         if (rc != CGW_OK) {
+            json_decref(d->oom_error);
             cgw_free(d);
             return rc;
         }
@@ -110,6 +117,7 @@ void cgw_dispatcher_free(cgw_dispatcher_t *d)
     }
     cgw_free(d->tools);
     cgw_approvals_free(d->own_approvals);
+    json_decref(d->oom_error);
     cgw_free(d);
 }
 
@@ -284,21 +292,11 @@ static void dispatch_free(cgw_dispatch_t *ds)
 static void deliver(cgw_dispatch_t *ds)
 {
     if (ds->result == NULL && ds->error == NULL) {
-        ds->error = cgw__tool_error("internal_error", NULL, "out of memory");
+        ds->error = json_incref(ds->d->oom_error);
     }
     cgw_tool_outcome_t o = {ds->result, ds->error, ds->content, ds->server};
-    cgw_dispatch_done_cb done = ds->done;
-    void *user = ds->user;
     ds->state = D_DONE;
-    if (ds->error == NULL && ds->result == NULL) {
-        /* Out of memory even for the error object: report a static one. */
-        json_t *e = json_pack("{s:s, s:s}", "code", "internal_error", "message", "out of memory");
-        o.error = e;
-        done(&o, user);
-        json_decref(e);
-    } else {
-        done(&o, user);
-    }
+    ds->done(&o, ds->user);
     dispatch_free(ds);
 }
 

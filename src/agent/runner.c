@@ -680,15 +680,19 @@ static void on_llm_done(const cgw_llm_result_t *res, void *user)
 static json_t *tool_definitions(cgw_runner_t *r)
 {
     json_t *all = r->disp ? cgw_dispatcher_tool_definitions(r->disp) : json_array();
-    if (all != NULL && r->has_sub && json_object_get(r->excluded, CGW__RUN_AGENT) == NULL) {
-        json_array_insert_new(all, 0, cgw_run_agent_tool_definition());
-    }
+    bool builtin = r->has_sub && json_object_get(r->excluded, CGW__RUN_AGENT) == NULL;
     json_t *out = json_array();
+    if (out != NULL && builtin) {
+        json_array_append_new(out, cgw_run_agent_tool_definition());
+    }
     size_t i;
     json_t *d;
     json_array_foreach(all, i, d)
     {
-        if (json_object_get(r->excluded, cgw_json_str(d, "name", "")) == NULL) {
+        const char *name = cgw_json_str(d, "name", "");
+        /* The built-in run_agent wins over a tool of that name (names must be unique). */
+        if (json_object_get(r->excluded, name) == NULL &&
+            !(builtin && strcmp(name, CGW__RUN_AGENT) == 0)) {
             json_array_append(out, d);
         }
     }

@@ -46,6 +46,8 @@ static void setup(agent_h_t *h, int max_turns, uint32_t timeout_ms)
     agent_h_dispatcher(h, NULL);
     assert_int_equal(cgw_dispatcher_add_sync(h->disp, "greet", greet, NULL), CGW_OK);
     assert_int_equal(cgw_dispatcher_add_sync(h->disp, "secret", greet, NULL), CGW_OK);
+    /* A local tool named like the built-in: never advertised twice, never called. */
+    assert_int_equal(cgw_dispatcher_add_sync(h->disp, "run_agent", greet, NULL), CGW_OK);
     cgw_sub_agent_config_t sc;
     cgw_sub_agent_config_init(&sc);
     const char *excl[] = {"secret"};
@@ -356,6 +358,26 @@ static void test_subagent_cannot_nest(void **state)
     agent_h_free(&h);
 }
 
+static void test_run_agent_without_task(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_bad\",\"name\":"
+                      "\"run_agent\",\"input\":{\"task\":\"\"}}]},{\"text\":\"ok\"}]");
+    agent_h_t h;
+    setup(&h, 5, 0);
+    assert_true(agent_h_run(&h, "Delegate nothing", 10000));
+    assert_int_equal(h.code, CGW_OK);
+    json_t *ev = agent_h_events(&h);
+    const json_t *err = json_object_get(find_result(ev, "toolu_bad"), "error");
+    assert_string_equal(str(err, "code"), "sub_agent_error");
+    assert_string_equal(str(err, "message"), "run_agent needs a non-empty string \"task\"");
+    json_decref(ev);
+    json_t *reqs = agent_mock_requests();
+    assert_int_equal(agent_mock_message_count(reqs), 2); /* no sub-agent was started */
+    json_decref(reqs);
+    agent_h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_subagent_timeout),
         cmocka_unit_test(test_cancel_reaches_subagents),
         cmocka_unit_test(test_subagent_cannot_nest),
+        cmocka_unit_test(test_run_agent_without_task),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
