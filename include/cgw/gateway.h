@@ -72,8 +72,11 @@ typedef struct cgw_gateway_options {
     size_t max_sessions_per_tenant; /**< 429 above; default 1000 */
     size_t max_concurrent_runs;   /**< across all tenants; 429 above; default 64 */
     size_t max_streams_per_client; /**< open SSE streams per peer address; 429; default 32 */
-    size_t stream_buffer_bytes;   /**< a stream whose unsent output passes this is cut off;
-                                       the client resumes with Last-Event-ID; default 1 MiB */
+    size_t stream_buffer_bytes;   /**< output cap per stream: a stream writes only while its
+                                       unsent output is under half of it (default 1 MiB) */
+    uint32_t stream_stall_ms;     /**< a stream whose output stays over half the cap this
+                                       long is cut off (the client resumes with
+                                       Last-Event-ID); default 30000 */
     uint32_t ping_interval_ms;    /**< ": ping" comments; default 15000 */
     uint32_t shutdown_grace_ms;   /**< how long cgw_gateway_shutdown waits for streams to
                                        drain; default 5000 */

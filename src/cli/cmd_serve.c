@@ -239,6 +239,7 @@ static int open_gateway(serve_t *s, cgw_error_t *err)
     o.max_concurrent_runs = c->max_concurrent_runs;
     o.max_streams_per_client = c->max_streams_per_client;
     o.stream_buffer_bytes = c->stream_buffer_bytes;
+    o.stream_stall_ms = (uint32_t)c->stream_stall_ms;
     o.ping_interval_ms = (uint32_t)c->ping_interval_ms;
     o.shutdown_grace_ms = (uint32_t)c->shutdown_grace_ms;
     o.cancel_on_disconnect = c->cancel_on_disconnect;

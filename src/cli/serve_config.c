@@ -53,6 +53,7 @@ static const key_t_ keys[] = {
     {"max_concurrent_runs", K_U64, F(max_concurrent_runs), NULL},
     {"max_streams_per_client", K_U64, F(max_streams_per_client), NULL},
     {"stream_buffer_bytes", K_U64, F(stream_buffer_bytes), NULL},
+    {"stream_stall_ms", K_U64, F(stream_stall_ms), NULL},
     {"ping_interval_ms", K_U64, F(ping_interval_ms), NULL},
     {"shutdown_grace_ms", K_U64, F(shutdown_grace_ms), NULL},
     {"stub_delay_ms", K_U64, F(stub_delay_ms), NULL},

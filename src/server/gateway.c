@@ -35,6 +35,7 @@ void cgw_gateway_options_init(cgw_gateway_options_t *opts)
     opts->max_concurrent_runs = 64;
     opts->max_streams_per_client = 32;
     opts->stream_buffer_bytes = 1024 * 1024;
+    opts->stream_stall_ms = 30000;
     opts->ping_interval_ms = 15000;
     opts->shutdown_grace_ms = 5000;
     opts->stub_delay_ms = 50;
@@ -417,6 +418,7 @@ static int copy_options(cgw_gateway_t *gw, const cgw_gateway_options_t *o, cgw_e
     gw->max_runs = OR_DEFAULT(max_concurrent_runs);
     gw->max_streams_per_client = OR_DEFAULT(max_streams_per_client);
     gw->stream_cap = OR_DEFAULT(stream_buffer_bytes);
+    gw->stall_ms = OR_DEFAULT(stream_stall_ms);
     gw->ping_ms = OR_DEFAULT(ping_interval_ms);
     gw->grace_ms = OR_DEFAULT(shutdown_grace_ms);
     gw->stub_delay_ms = OR_DEFAULT(stub_delay_ms);

@@ -119,6 +119,7 @@ struct cgw_gateway {
     size_t max_runs;
     size_t max_streams_per_client;
     size_t stream_cap;
+    uint64_t stall_ms;
     uint32_t ping_ms;
     uint32_t grace_ms;
     bool cancel_on_disconnect;

@@ -11,9 +11,11 @@
  *
  * Pacing: a stream first catches up (entries already in the log, or stored) only while the
  * connection's unsent output is under half the cap, so a client resuming a long run is never
- * flooded; once caught up it subscribes and gets live entries as they come. A live client that
- * reads more slowly than the run writes sees its unsent output grow: past the cap the
- * connection is dropped (the client resumes with Last-Event-ID). A client that goes away
+ * flooded; once caught up it subscribes and gets live entries as they come. A live entry that
+ * finds the output over half the cap (a burst, or a slow client) sends the stream back to
+ * catching up, so a connection never holds more than half the cap plus one frame. A client
+ * whose output stays that full for stall_ms reads too slowly: its connection is dropped, and
+ * it resumes with Last-Event-ID. A client that goes away
  * is seen through the connection's close callback, which frees the stream; the run goes on
  * unless the stream was started by POST .../messages with cancel_on_disconnect. */
 #include <stdio.h>
@@ -44,7 +46,8 @@ struct gw_stream {
     char run_id[CGW_STORE_ID_MAX];
     char tenant[CGW_STORE_TENANT_MAX];
     char peer[64];
-    uint64_t pos; /* seq of the last frame sent */
+    uint64_t pos;        /* seq of the last frame sent */
+    uint64_t full_since; /* when the output was last found full (0: it has room) */
     bool cancel_run_on_close;
     gw_stream_t *prev, *next;
 };
@@ -132,15 +135,26 @@ static size_t unsent(const gw_stream_t *st)
     return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
-/* Writes bytes; false when the stream was cut off for being over its cap (st is gone). */
-static bool stream_write(gw_stream_t *st, const char *data, size_t len)
+enum { ROOM_OK, ROOM_FULL, ROOM_GONE };
+
+/* Whether the connection takes more output now: its unsent bytes are at most half the cap.
+ * While it is full, how long it has been full is tracked; past stall_ms the client is taken to
+ * read too slowly and is cut off (ROOM_GONE: st is freed). */
+static int room(gw_stream_t *st)
 {
-    cgw__http_send_chunk(st->req, data, len);
-    if (unsent(st) > st->gw->stream_cap) {
-        stream_cut(st);
-        return false;
+    if (unsent(st) <= st->gw->stream_cap / 2) {
+        st->full_since = 0;
+        return ROOM_OK;
     }
-    return true;
+    uint64_t now = cgw__now_ms();
+    if (st->full_since == 0) {
+        st->full_since = now;
+    }
+    if (now - st->full_since >= st->gw->stall_ms) {
+        stream_cut(st);
+        return ROOM_GONE;
+    }
+    return ROOM_FULL;
 }
 
 static void on_close(struct evhttp_connection *evcon, void *arg)
@@ -162,6 +176,12 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 
 /* ---- live streams ------------------------------------------------------------------------ */
 
+static void arm_replay(gw_stream_t *st, int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    evtimer_add(st->replay, &tv);
+}
+
 static void on_entry(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *entry, int status,
                      void *user)
 {
@@ -176,14 +196,16 @@ static void on_entry(cgw_eventlog_sub_t *sub, const cgw_eventlog_entry_t *entry,
         stream_end(st);
         return;
     }
-    st->pos = entry->seq;
-    stream_write(st, entry->frame.ptr, entry->frame.len);
-}
-
-static void arm_replay(gw_stream_t *st, int ms)
-{
-    struct timeval tv = {0, ms * 1000};
-    evtimer_add(st->replay, &tv);
+    int r = room(st);
+    if (r == ROOM_OK) {
+        cgw__http_send_chunk(st->req, entry->frame.ptr, entry->frame.len);
+        st->pos = entry->seq;
+    } else if (r == ROOM_FULL) {
+        /* A burst, or a slow client: go back to catching up from the log at its pace. */
+        cgw_eventlog_unsubscribe(st->sub);
+        st->sub = NULL;
+        arm_replay(st, 5);
+    }
 }
 
 /* Live catch-up: copies the log's entries after pos while the connection has room, then
@@ -195,8 +217,11 @@ static void on_catchup(evutil_socket_t fd, short what, void *arg)
     gw_stream_t *st = arg;
     cgw_eventlog_t *log = st->run->log;
     for (int n = 0; n < REPLAY_BATCH && st->pos < cgw_eventlog_last_seq(log); n++) {
-        if (unsent(st) > st->gw->stream_cap / 2) {
-            arm_replay(st, 5); /* wait for the client to read */
+        int r = room(st);
+        if (r != ROOM_OK) {
+            if (r == ROOM_FULL) {
+                arm_replay(st, 5); /* wait for the client to read */
+            }
             return;
         }
         cgw_eventlog_entry_t e;
@@ -247,8 +272,11 @@ static void on_replay(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_stream_t *st = arg;
     cgw_gateway_t *gw = st->gw;
-    if (unsent(st) > gw->stream_cap / 2) {
-        arm_replay(st, 5); /* wait for the client to read */
+    int r = room(st);
+    if (r != ROOM_OK) {
+        if (r == ROOM_FULL) {
+            arm_replay(st, 5); /* wait for the client to read */
+        }
         return;
     }
     uint64_t before = st->pos;
@@ -404,7 +432,9 @@ void cgw__gw_streams_ping(cgw_gateway_t *gw)
     gw_stream_t *next;
     for (gw_stream_t *st = gw->streams; st != NULL; st = next) {
         next = st->next;
-        stream_write(st, ": ping\n\n", 8);
+        if (room(st) == ROOM_OK) {
+            cgw__http_send_chunk(st->req, ": ping\n\n", 8); /* a full stream needs none */
+        }
     }
 }
 

@@ -53,7 +53,7 @@ const tests = {
     // 64 KiB cap, arriving while the client is live (a backlog is paced instead).
     const big = 'x'.repeat(8192);
     const mock = await startMock({ turns: [{ content: [{ type: 'text', deltas: Array(1500).fill(big) }], delay_ms: 1 }] });
-    const gw = await startGateway({ mock, set: { stream_buffer_bytes: '65536' } });
+    const gw = await startGateway({ mock, set: { stream_buffer_bytes: '65536', stream_stall_ms: '500' } });
     const sid = await session(gw.addr);
     const rid = (await call(gw.addr, 'POST', `/v1/sessions/${sid}/messages`, { body: { content: 'flood' } })).json.run_id;
     const sock = await rawSocket(gw.addr);
