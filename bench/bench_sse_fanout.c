@@ -167,9 +167,10 @@ static void http(const char *addr, const char *method, const char *path, const c
 {
     int fd = connect_to(addr, false);
     char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                     method, path, strlen(body), body);
+    int n =
+        snprintf(req, sizeof(req),
+                 "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, path, strlen(body), body);
     if (write(fd, req, (size_t)n) != n) {
         die("write");
     }
@@ -229,9 +230,9 @@ static uint64_t stream_all(const char *addr, const char *rid, conn_t *conns, int
 {
     int ep = epoll_create1(0);
     char req[256];
-    int rl = snprintf(req, sizeof(req),
-                      "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
-                      rid);
+    int rl = snprintf(
+        req, sizeof(req),
+        "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", rid);
     for (int i = 0; i < n; i++) {
         conns[i] = (conn_t){.fd = connect_to(addr, true)};
         struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.u32 = (uint32_t)i};
@@ -294,8 +295,8 @@ static double cli_run(const char *mock, const char *mcp, const char *prompt, uin
 {
     char url[128];
     snprintf(url, sizeof(url), "http://%s", mock);
-    char **argv = vec(BIN, "run", "--prompt", prompt, "--base-url", url,
-                      "--strict-mcp-config", "--mcp-config", mcp, "--output", "jsonl", NULL);
+    char **argv = vec(BIN, "run", "--prompt", prompt, "--base-url", url, "--strict-mcp-config",
+                      "--mcp-config", mcp, "--output", "jsonl", NULL);
     setenv("ANTHROPIC_API_KEY", "sk-ant-bench-0123456789", 1);
     int out[2];
     if (pipe(out) != 0) {
@@ -344,9 +345,10 @@ static void write_script(const char *path, int events)
     if (f == NULL) {
         die(path);
     }
-    fprintf(f, "{\"when_exhausted\":\"cycle\",\"turns\":[{\"match\":\"fanout\",\"content\":["
-               "{\"type\":\"text\",\"text\":\"Here \",\"delay_ms\":3000},"
-               "{\"type\":\"text\",\"chunks\":%d,\"delay_ms\":100,\"text\":\"",
+    fprintf(f,
+            "{\"when_exhausted\":\"cycle\",\"turns\":[{\"match\":\"fanout\",\"content\":["
+            "{\"type\":\"text\",\"text\":\"Here \",\"delay_ms\":3000},"
+            "{\"type\":\"text\",\"chunks\":%d,\"delay_ms\":100,\"text\":\"",
             events);
     for (int i = 0; i < events; i++) {
         fprintf(f, "word%04d ", i);
@@ -391,9 +393,8 @@ int main(int argc, char **argv)
     char **env = vec(url, "ANTHROPIC_API_KEY=sk-ant-bench-0123456789", "HOME=/nonexistent", NULL);
     char mcpset[160];
     snprintf(mcpset, sizeof(mcpset), "mcp_config=%s", mcp);
-    char **gw_argv = vec(BIN, "serve", "--listen", "127.0.0.1:0", "--memory", "--log-level",
-                         "warn", "--set", caps, "--set", mcpset, "--set",
-                         "strict_mcp_config=true", NULL);
+    char **gw_argv = vec(BIN, "serve", "--listen", "127.0.0.1:0", "--memory", "--log-level", "warn",
+                         "--set", caps, "--set", mcpset, "--set", "strict_mcp_config=true", NULL);
     pid_t gw = spawn_server(gw_argv, env, gw_addr);
 
     /* (a) fan-out */
@@ -413,8 +414,8 @@ int main(int argc, char **argv)
            (unsigned long long)expect, events);
     printf("delivered %llu frames in %.2f s: %.0f events/s; streams with a different count: "
            "%llu, unfinished: %llu\n",
-           (unsigned long long)total, span, (double)total / span,
-           (unsigned long long)short_streams, (unsigned long long)unfinished);
+           (unsigned long long)total, span, (double)total / span, (unsigned long long)short_streams,
+           (unsigned long long)unfinished);
     printf("gateway CPU %.2f s (%.2f us per delivered event), peak RSS %.1f MiB\n", cpu_fan,
            cpu_fan * 1e6 / (double)total, hwm);
     free(conns);

@@ -60,26 +60,26 @@ typedef struct cgw_gateway_options {
     /** Session defaults when POST /v1/sessions does not say (copied; NULL = the client's). */
     const char *model;
     const char *system_prompt;
-    int max_turns;          /**< per run; 0 = unlimited */
+    int max_turns;            /**< per run; 0 = unlimited */
     uint32_t tool_timeout_ms; /**< per tool call; default 120000 */
     /** Tools whose calls need an approval over HTTP (exact names; "*" = every tool). */
     const char *const *approval_tools;
     size_t n_approval_tools;
     uint32_t approval_timeout_ms; /**< default 120000 */
     /* ---- limits (0 keeps the default) ---- */
-    size_t max_body_bytes;        /**< 413 above; default 1 MiB */
-    size_t max_header_bytes;      /**< evhttp refuses larger headers (400/431); default 16 KiB */
+    size_t max_body_bytes;          /**< 413 above; default 1 MiB */
+    size_t max_header_bytes;        /**< evhttp refuses larger headers (400/431); default 16 KiB */
     size_t max_sessions_per_tenant; /**< 429 above; default 1000 */
-    size_t max_concurrent_runs;   /**< across all tenants; 429 above; default 64 */
-    size_t max_streams_per_client; /**< open SSE streams per peer address; 429; default 32 */
-    size_t stream_buffer_bytes;   /**< output cap per stream: a stream writes only while its
-                                       unsent output is under half of it (default 1 MiB) */
-    uint32_t stream_stall_ms;     /**< a stream whose output stays over half the cap this
-                                       long is cut off (the client resumes with
-                                       Last-Event-ID); default 30000 */
-    uint32_t ping_interval_ms;    /**< ": ping" comments; default 15000 */
-    uint32_t shutdown_grace_ms;   /**< how long cgw_gateway_shutdown waits for streams to
-                                       drain; default 5000 */
+    size_t max_concurrent_runs;     /**< across all tenants; 429 above; default 64 */
+    size_t max_streams_per_client;  /**< open SSE streams per peer address; 429; default 32 */
+    size_t stream_buffer_bytes;     /**< output cap per stream: a stream writes only while its
+                                         unsent output is under half of it (default 1 MiB) */
+    uint32_t stream_stall_ms;       /**< a stream whose output stays over half the cap this
+                                         long is cut off (the client resumes with
+                                         Last-Event-ID); default 30000 */
+    uint32_t ping_interval_ms;      /**< ": ping" comments; default 15000 */
+    uint32_t shutdown_grace_ms;     /**< how long cgw_gateway_shutdown waits for streams to
+                                         drain; default 5000 */
     /** Stop a run when the client that streams it in the POST response goes away (default
      *  false: the run goes on and can be resumed with GET .../events). */
     bool cancel_on_disconnect;
@@ -126,8 +126,8 @@ typedef struct cgw_gateway_stats {
     size_t sessions_loaded; /**< sessions held in memory */
     size_t active_runs;
     size_t open_streams;
-    uint64_t events;        /**< events appended since start */
-    uint64_t streams_cut;   /**< streams cut off for reading too slowly */
+    uint64_t events;      /**< events appended since start */
+    uint64_t streams_cut; /**< streams cut off for reading too slowly */
 } cgw_gateway_stats_t;
 
 CGW_EXTERN void cgw_gateway_stats(const cgw_gateway_t *gw, cgw_gateway_stats_t *out);

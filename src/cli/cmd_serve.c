@@ -122,8 +122,8 @@ static int open_ctx(serve_t *s)
         return -1;
     }
     /* One JSON object per line for log collectors; text when a person watches a terminal. */
-    co.log_json = s->cfg.log_format != NULL ? strcmp(s->cfg.log_format, "json") == 0
-                                            : !isatty(STDERR_FILENO);
+    co.log_json =
+        s->cfg.log_format != NULL ? strcmp(s->cfg.log_format, "json") == 0 : !isatty(STDERR_FILENO);
     if (cgw_ctx_new(&co, &s->ctx) != CGW_OK) {
         fprintf(stderr, "serve: cannot create the event loop\n");
         return -1;
@@ -159,10 +159,10 @@ static int open_client(serve_t *s, cgw_error_t *err)
     if (s->cfg.max_tokens > 0) {
         o.max_tokens = (int)s->cfg.max_tokens;
     }
-    o.auth_mode = cgw_auth_mode_parse(s->cfg.auth_mode != NULL   ? s->cfg.auth_mode
-                                      : s->cfg.auth_token != NULL && s->cfg.api_key == NULL
-                                          ? "oauth"
-                                          : "api");
+    o.auth_mode =
+        cgw_auth_mode_parse(s->cfg.auth_mode != NULL                              ? s->cfg.auth_mode
+                            : s->cfg.auth_token != NULL && s->cfg.api_key == NULL ? "oauth"
+                                                                                  : "api");
     int rc = cgw_anthropic_new(s->ctx, &o, &s->client, err);
     if (rc == CGW_ENOCRED) {
         cgw_ctx_log(s->ctx, CGW_LOG_WARN, "serve",
@@ -174,8 +174,7 @@ static int open_client(serve_t *s, cgw_error_t *err)
     return rc;
 }
 
-static int load_mcp(serve_t *s, cgw_mcp_config_t **cfg, cgw_mcp_manager_t **mgr,
-                    cgw_error_t *err)
+static int load_mcp(serve_t *s, cgw_mcp_config_t **cfg, cgw_mcp_manager_t **mgr, cgw_error_t *err)
 {
     cgw_mcp_config_options_t o;
     cgw_mcp_config_options_init(&o);
@@ -183,8 +182,8 @@ static int load_mcp(serve_t *s, cgw_mcp_config_t **cfg, cgw_mcp_manager_t **mgr,
     o.project_dir = s->cfg.project;
     if (s->cfg.mcp_config != NULL) {
         o.explicit_path = s->cfg.mcp_config;
-        o.scopes = s->cfg.strict_mcp_config ? CGW_MCP_SCOPE_EXPLICIT
-                                            : o.scopes | CGW_MCP_SCOPE_EXPLICIT;
+        o.scopes =
+            s->cfg.strict_mcp_config ? CGW_MCP_SCOPE_EXPLICIT : o.scopes | CGW_MCP_SCOPE_EXPLICIT;
     }
     if (s->cfg.has_allowed_servers) {
         o.allowed_servers = (const char *const *)s->cfg.allowed_servers;

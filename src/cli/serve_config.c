@@ -138,8 +138,8 @@ static int set_list(serve_config_t *c, const key_t_ *k, const char *v)
         size_t len = end != NULL ? (size_t)(end - v) : strlen(v);
         if (len > 0 && k->kind == K_TOKENS) {
             const char *colon = memchr(v, ':', len);
-            char *tok = colon != NULL ? cgw__strndup(colon + 1, len - (size_t)(colon - v) - 1)
-                                      : NULL;
+            char *tok =
+                colon != NULL ? cgw__strndup(colon + 1, len - (size_t)(colon - v) - 1) : NULL;
             int rc = tok != NULL ? add_token(c, v, (size_t)(colon - v), tok) : -1;
             cgw_free(tok);
             if (rc != 0) {
@@ -156,8 +156,7 @@ static int set_list(serve_config_t *c, const key_t_ *k, const char *v)
     return 0;
 }
 
-int serve_config_set(serve_config_t *c, const char *name, const char *value, char *why,
-                     size_t cap)
+int serve_config_set(serve_config_t *c, const char *name, const char *value, char *why, size_t cap)
 {
     const key_t_ *k = find_key(name);
     if (k == NULL) {
@@ -214,8 +213,8 @@ static int file_value(serve_config_t *c, const key_t_ *k, const json_t *v, char 
         json_t *e;
         json_array_foreach(v, i, e)
         {
-            const char *t = k->kind == K_TOKENS ? cgw_json_str(e, "tenant", NULL)
-                                                : json_string_value(e);
+            const char *t =
+                k->kind == K_TOKENS ? cgw_json_str(e, "tenant", NULL) : json_string_value(e);
             const char *tok = cgw_json_str(e, "token", NULL);
             if (t == NULL || (k->kind == K_TOKENS && tok == NULL) || strchr(t, ',') != NULL ||
                 strchr(t, ':') != NULL) {

@@ -45,7 +45,6 @@ int serve_config_file(serve_config_t *c, const char *path, char *why, size_t cap
 /* Applies the environment. Returns 0, or -1 with a sentence in `why`. */
 int serve_config_env(serve_config_t *c, char *why, size_t cap);
 /* Sets one key from a string (flags and env use this). Returns 0, or -1 with `why`. */
-int serve_config_set(serve_config_t *c, const char *key, const char *value, char *why,
-                     size_t cap);
+int serve_config_set(serve_config_t *c, const char *key, const char *value, char *why, size_t cap);
 
 #endif

@@ -285,8 +285,9 @@ static enum route route_of(const char *path, char id[CGW_STORE_ID_MAX], int *met
         *method = EVHTTP_REQ_GET;
         return *sub == '\0' ? R_RUN : R_EVENTS;
     }
-    return strcmp(sub, "approvals") == 0 ? R_APPROVALS : strcmp(sub, "cancel") == 0 ? R_CANCEL
-                                                                                     : R_NONE;
+    return strcmp(sub, "approvals") == 0 ? R_APPROVALS
+           : strcmp(sub, "cancel") == 0  ? R_CANCEL
+                                         : R_NONE;
 }
 
 static void dispatch(cgw_gateway_t *gw, struct evhttp_request *req, enum route r,
@@ -487,9 +488,8 @@ static int start(cgw_gateway_t *gw, const cgw_gateway_options_t *o, cgw_error_t 
     /* Bodies between our limit and evhttp's cap get our JSON 413; evhttp's own reply is only
      * for bodies far over the limit, which it refuses without buffering them. */
     evhttp_set_max_body_size(gw->http, (ev_ssize_t)(2 * gw->max_body + 64 * 1024));
-    evhttp_set_max_headers_size(gw->http, (ev_ssize_t)(o->max_header_bytes != 0
-                                                           ? o->max_header_bytes
-                                                           : 16 * 1024));
+    evhttp_set_max_headers_size(
+        gw->http, (ev_ssize_t)(o->max_header_bytes != 0 ? o->max_header_bytes : 16 * 1024));
     evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                              EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
@@ -515,8 +515,9 @@ int cgw_gateway_new(cgw_ctx_t *ctx, const cgw_gateway_options_t *opts, cgw_gatew
                     cgw_error_t *err)
 {
     if (ctx == NULL || opts == NULL || out == NULL || opts->store == NULL) {
-        return cgw_error_set(err, CGW_EINVAL, "a context, options with a store and out are "
-                                              "required");
+        return cgw_error_set(err, CGW_EINVAL,
+                             "a context, options with a store and out are "
+                             "required");
     }
     cgw_gateway_t *gw = cgw__calloc(1, sizeof(*gw));
     if (gw == NULL) {

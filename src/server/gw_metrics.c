@@ -71,8 +71,7 @@ static void head(cgw_buf_t *b, const char *name, const char *type, const char *h
     cgw_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void scalar(cgw_buf_t *b, const char *name, const char *type, const char *help,
-                   uint64_t v)
+static void scalar(cgw_buf_t *b, const char *name, const char *type, const char *help, uint64_t v)
 {
     head(b, name, type, help);
     cgw_buf_appendf(b, "%s %llu\n", name, (unsigned long long)v);
@@ -99,8 +98,7 @@ static void histogram(cgw_buf_t *b, const char *name, const char *help, const gw
     uint64_t cum = 0;
     for (size_t i = 0; i < GW_HIST_BUCKETS; i++) {
         cum += h->counts[i];
-        cgw_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
-                        (unsigned long long)cum);
+        cgw_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
     }
     cum += h->counts[GW_HIST_BUCKETS];
     cgw_buf_appendf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
@@ -111,26 +109,24 @@ void cgw__gw_metrics_reply(cgw_gateway_t *gw, struct evhttp_request *req)
 {
     const gw_metrics_t *m = &gw->metrics;
     cgw_buf_t b = CGW_BUF_INIT;
-    counter(&b, "cgw_http_requests_total", "HTTP requests answered, by status.",
-            &m->http_by_status, "status", NULL);
+    counter(&b, "cgw_http_requests_total", "HTTP requests answered, by status.", &m->http_by_status,
+            "status", NULL);
     scalar(&b, "cgw_sessions_loaded", "gauge", "Sessions held in memory.", gw->sessions.len);
-    scalar(&b, "cgw_sessions_created_total", "counter", "Sessions created.",
-           m->sessions_created);
+    scalar(&b, "cgw_sessions_created_total", "counter", "Sessions created.", m->sessions_created);
     scalar(&b, "cgw_runs_active", "gauge", "Runs in progress.", gw->active_runs);
     scalar(&b, "cgw_runs_started_total", "counter", "Runs started.", m->runs_started);
     counter(&b, "cgw_runs_finished_total", "Runs ended, by final status.", &m->runs_by_status,
             "status", NULL);
-    scalar(&b, "cgw_events_appended_total", "counter", "Events appended to run logs.",
-           m->events);
-    counter(&b, "cgw_events_total", "Events appended, by type.", &m->events_by_type, "type",
-            NULL);
+    scalar(&b, "cgw_events_appended_total", "counter", "Events appended to run logs.", m->events);
+    counter(&b, "cgw_events_total", "Events appended, by type.", &m->events_by_type, "type", NULL);
     scalar(&b, "cgw_streams_open", "gauge", "SSE streams open.", gw->n_streams);
     scalar(&b, "cgw_streams_total", "counter", "SSE streams opened.", m->streams_total);
     scalar(&b, "cgw_streams_cut_total", "counter", "SSE streams cut off for reading too slowly.",
            m->streams_cut);
     counter(&b, "cgw_tokens_total", "Model tokens, by kind.", &m->tokens, "kind", NULL);
-    counter(&b, "cgw_tool_calls_total", "Tool calls, by server (local for local tools) and "
-                                        "outcome.",
+    counter(&b, "cgw_tool_calls_total",
+            "Tool calls, by server (local for local tools) and "
+            "outcome.",
             &m->tool_calls, "server", "outcome");
     histogram(&b, "cgw_model_turn_seconds", "Time from a turn's start to its usage report.",
               &m->model_turn_seconds);

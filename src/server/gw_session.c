@@ -63,9 +63,9 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
         snprintf(s->tenant, sizeof(s->tenant), "%s", rec.tenant);
         s->gw = gw;
         s->settings = json_loadb(rec.settings, rec.settings_len, 0, NULL);
-        *rc = s->settings != NULL ? cgw_store_message_load(gw->store, tenant, id, load_message,
-                                                           s, err)
-                                  : CGW_ECORRUPT;
+        *rc = s->settings != NULL
+                  ? cgw_store_message_load(gw->store, tenant, id, load_message, s, err)
+                  : CGW_ECORRUPT;
         s->stored_messages = cgw_conversation_count(s->conv);
     }
     if (*rc == CGW_OK) {
@@ -112,8 +112,10 @@ static bool settings_valid(const json_t *b, char *why, size_t cap)
                 ok = ok && json_is_string(t);
             }
         } else {
-            snprintf(why, cap, "unknown field '%.64s' (known: system, model, max_turns, "
-                               "allowed_tools)", key);
+            snprintf(why, cap,
+                     "unknown field '%.64s' (known: system, model, max_turns, "
+                     "allowed_tools)",
+                     key);
             return false;
         }
         if (!ok) {
@@ -141,16 +143,16 @@ void cgw__gw_sessions_create(cgw_gateway_t *gw, struct evhttp_request *req, cons
         cgw__gw_store_error(gw, req, rc, &err);
     } else if (have >= gw->max_sessions) {
         cgw__gw_error(gw, req, 429, "rate_limit_error",
-                      "this tenant has %llu sessions; the limit is %zu",
-                      (unsigned long long)have, gw->max_sessions);
+                      "this tenant has %llu sessions; the limit is %zu", (unsigned long long)have,
+                      gw->max_sessions);
     } else {
         size_t len = 0;
         char *settings = cgw_json_dump(b, &len);
         cgw_store_session_t s;
         memset(&s, 0, sizeof(s));
-        rc = settings == NULL ? CGW_ENOMEM
-                              : cgw_store_session_create(gw->store, tenant, NULL, settings, len,
-                                                         &s, &err);
+        rc = settings == NULL
+                 ? CGW_ENOMEM
+                 : cgw_store_session_create(gw->store, tenant, NULL, settings, len, &s, &err);
         cgw_free(settings);
         if (rc != CGW_OK) {
             cgw__gw_store_error(gw, req, rc, &err);
@@ -170,9 +172,9 @@ void cgw__gw_sessions_create(cgw_gateway_t *gw, struct evhttp_request *req, cons
 
 static json_t *run_json(const cgw_store_run_t *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:f, s:f, s:I}", "run_id", r->id, "session_id",
-                     r->session_id, "status", cgw_run_status_name(r->status), "created_at",
-                     r->created_at, "ended_at", r->ended_at, "last_seq", (json_int_t)r->last_seq);
+    return json_pack("{s:s, s:s, s:s, s:f, s:f, s:I}", "run_id", r->id, "session_id", r->session_id,
+                     "status", cgw_run_status_name(r->status), "created_at", r->created_at,
+                     "ended_at", r->ended_at, "last_seq", (json_int_t)r->last_seq);
 }
 
 static int add_run(const cgw_store_run_t *run, void *user)
@@ -196,13 +198,11 @@ void cgw__gw_session_get(cgw_gateway_t *gw, struct evhttp_request *req, const ch
     rc = cgw_store_run_list(gw->store, tenant, id, add_run, runs, &err);
     gw_session_t *loaded = cgw__map_get(&gw->sessions, id);
     json_t *settings = json_loadb(s.settings, s.settings_len, 0, NULL);
-    json_t *out = json_pack("{s:s, s:f, s:f, s:I, s:o, s:o, s:o}", "session_id", s.id,
-                            "created_at", s.created_at, "updated_at", s.updated_at,
-                            "message_count", (json_int_t)s.message_count, "settings",
-                            settings != NULL ? settings : json_object(), "runs", runs,
-                            "active_run_id",
-                            loaded != NULL && loaded->run != NULL ? json_string(loaded->run->id)
-                                                                  : json_null());
+    json_t *out = json_pack(
+        "{s:s, s:f, s:f, s:I, s:o, s:o, s:o}", "session_id", s.id, "created_at", s.created_at,
+        "updated_at", s.updated_at, "message_count", (json_int_t)s.message_count, "settings",
+        settings != NULL ? settings : json_object(), "runs", runs, "active_run_id",
+        loaded != NULL && loaded->run != NULL ? json_string(loaded->run->id) : json_null());
     if (rc != CGW_OK) {
         cgw__gw_store_error(gw, req, rc, &err);
     } else {
@@ -279,9 +279,9 @@ static void count_event(cgw_gateway_t *gw, gw_run_t *run, const char *type, cons
                         (double)(cgw__now_ms() - run->turn_started_ms) / 1000.0);
     } else if (strcmp(type, "tool_result") == 0 && json_object_get(ev, "agent_id") == NULL) {
         const json_t *e = json_object_get(ev, "error");
-        const char *outcome = json_is_object(e) ? cgw_json_str(e, "code", "error")
+        const char *outcome = json_is_object(e)                  ? cgw_json_str(e, "code", "error")
                               : cgw_json_bool(ev, "is_error", 0) ? "soft_error"
-                                                                  : "ok";
+                                                                 : "ok";
         const char *server = cgw_json_str(ev, "server", NULL);
         cgw__gw_count(&m->tool_calls, server != NULL ? server : "local", outcome, 1);
         cgw__gw_observe(&m->tool_call_seconds, (double)cgw_json_int(ev, "duration_ms", 0) / 1e3);
@@ -307,8 +307,7 @@ static void on_log_event(cgw_eventlog_t *log, const cgw_eventlog_entry_t *entry,
         run->final_status = status_of(type, cgw_json_str(event, "code", ""));
         rc = cgw_store_run_finish(gw->store, run->tenant, run->id, run->final_status, &ev, NULL,
                                   &err);
-        cgw__gw_count(&gw->metrics.runs_by_status, cgw_run_status_name(run->final_status), "",
-                      1);
+        cgw__gw_count(&gw->metrics.runs_by_status, cgw_run_status_name(run->final_status), "", 1);
     } else {
         rc = cgw_store_event_append(gw->store, run->tenant, run->id, &ev, NULL, &err);
     }
@@ -550,8 +549,7 @@ static void start_run(cgw_gateway_t *gw, struct evhttp_request *req, gw_session_
         if (run != NULL) {
             run_free(run);
         }
-        cgw__gw_error(gw, req, 500, "api_error", "could not start the run: %s",
-                      cgw_strerror(rc));
+        cgw__gw_error(gw, req, 500, "api_error", "could not start the run: %s", cgw_strerror(rc));
         return;
     }
     s->run = run;
@@ -563,8 +561,8 @@ static void start_run(cgw_gateway_t *gw, struct evhttp_request *req, gw_session_
         cgw__gw_stream_run(gw, req, run);
         return;
     }
-    json_t *out = json_pack("{s:s, s:s, s:s}", "run_id", run->id, "session_id", s->id, "status",
-                            "running");
+    json_t *out =
+        json_pack("{s:s, s:s, s:s}", "run_id", run->id, "session_id", s->id, "status", "running");
     cgw__gw_json(gw, req, 202, out);
     json_decref(out);
 }
@@ -588,12 +586,11 @@ void cgw__gw_session_message(cgw_gateway_t *gw, struct evhttp_request *req, cons
     if (s == NULL) {
         lookup_failed(gw, req, rc, &err, "session");
     } else if (s->run != NULL) {
-        cgw__gw_error(gw, req, 409, "conflict_error",
-                      "run %s is still in progress on this session", s->run->id);
+        cgw__gw_error(gw, req, 409, "conflict_error", "run %s is still in progress on this session",
+                      s->run->id);
     } else if (gw->active_runs >= gw->max_runs) {
         cgw__gw_error(gw, req, 429, "rate_limit_error",
-                      "%zu runs are in progress; the limit is %zu", gw->active_runs,
-                      gw->max_runs);
+                      "%zu runs are in progress; the limit is %zu", gw->active_runs, gw->max_runs);
     } else {
         start_run(gw, req, s, msg);
     }
@@ -684,13 +681,14 @@ void cgw__gw_run_approval(cgw_gateway_t *gw, struct evhttp_request *req, const c
     } else {
         rc = cgw_approvals_answer(s->approvals, call, nonce, approved, allow);
         if (rc == CGW_OK) {
-            json_t *out = json_pack("{s:b, s:s, s:b}", "ok", 1, "tool_call_id", call, "approved",
-                                    approved);
+            json_t *out =
+                json_pack("{s:b, s:s, s:b}", "ok", 1, "tool_call_id", call, "approved", approved);
             cgw__gw_json(gw, req, 200, out);
             json_decref(out);
         } else if (rc == CGW_ENOENT) {
-            cgw__gw_error(gw, req, 404, "not_found_error", "no approval request for this "
-                                                           "tool_call_id");
+            cgw__gw_error(gw, req, 404, "not_found_error",
+                          "no approval request for this "
+                          "tool_call_id");
         } else if (rc == CGW_EEXPIRED) {
             cgw__gw_error(gw, req, 410, "expired_error", "the approval request has expired");
         } else {

@@ -122,9 +122,10 @@ static void stream_cut(gw_stream_t *st)
     struct evhttp_connection *evcon = st->evcon;
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     st->gw->metrics.streams_cut++;
-    CGW_WARN(st->gw->ctx, "gateway", "stream of run %s for %s cut off after seq %llu: the "
-                                     "client reads too slowly", st->run_id, st->peer,
-             (unsigned long long)st->pos);
+    CGW_WARN(st->gw->ctx, "gateway",
+             "stream of run %s for %s cut off after seq %llu: the "
+             "client reads too slowly",
+             st->run_id, st->peer, (unsigned long long)st->pos);
     stream_free(st);
     evhttp_connection_free(evcon);
 }
@@ -251,8 +252,8 @@ static int add_frame(const cgw_store_event_t *ev, void *user)
 {
     gw_stream_t *st = user;
     char head[128];
-    int n = snprintf(head, sizeof(head), "id: %llu\nevent: %s\ndata: ",
-                     (unsigned long long)ev->seq, ev->type);
+    int n = snprintf(head, sizeof(head), "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->seq,
+                     ev->type);
     struct evbuffer *out = evbuffer_new();
     if (out == NULL || evbuffer_add(out, head, (size_t)n) != 0 ||
         evbuffer_add(out, ev->json, ev->json_len) != 0 || evbuffer_add(out, "\n\n", 2) != 0) {
@@ -296,8 +297,8 @@ static void on_replay(evutil_socket_t fd, short what, void *arg)
 
 /* ---- opening streams --------------------------------------------------------------------- */
 
-static gw_stream_t *stream_open(cgw_gateway_t *gw, struct evhttp_request *req,
-                                const char *tenant, const char *run_id)
+static gw_stream_t *stream_open(cgw_gateway_t *gw, struct evhttp_request *req, const char *tenant,
+                                const char *run_id)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     char *addr = NULL;

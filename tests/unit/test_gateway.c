@@ -88,8 +88,8 @@ static void on_done(struct evhttp_request *req, void *arg)
 }
 
 /* Sends a request and returns a reply that completes on the loop (not waited for). */
-static reply_t *send_req(fixture_t *f, enum evhttp_cmd_type cmd, const char *path,
-                         const char *body, const char *token)
+static reply_t *send_req(fixture_t *f, enum evhttp_cmd_type cmd, const char *path, const char *body,
+                         const char *token)
 {
     reply_t *r = calloc(1, sizeof(*r));
     struct evhttp_connection *c =
@@ -197,7 +197,8 @@ static void test_run_and_replay(void **state)
     expect(&f, EVHTTP_REQ_GET, path, NULL, NULL, 200, "\"status\":\"completed\"");
     snprintf(path, sizeof(path), "/v1/sessions/%s", sid);
     expect(&f, EVHTTP_REQ_GET, path, NULL, NULL, 200, "\"message_count\":2");
-    expect(&f, EVHTTP_REQ_GET, "/metrics", NULL, NULL, 200, "cgw_runs_finished_total{status=\"completed\"} 1");
+    expect(&f, EVHTTP_REQ_GET, "/metrics", NULL, NULL, 200,
+           "cgw_runs_finished_total{status=\"completed\"} 1");
     expect(&f, EVHTTP_REQ_GET, "/healthz", NULL, NULL, 200, "\"status\":\"ok\"");
     expect(&f, EVHTTP_REQ_GET, "/v1/tools", NULL, NULL, 200, "{\"tools\":[]}");
     expect(&f, EVHTTP_REQ_GET, "/v1/mcp/servers", NULL, NULL, 200, "{\"servers\":[]}");
