@@ -330,6 +330,24 @@ static void dispatch(cgw_gateway_t *gw, struct evhttp_request *req, enum route r
     }
 }
 
+static const char *method_name(int m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    default:
+        return "OTHER";
+    }
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     cgw_gateway_t *gw = arg;
@@ -344,6 +362,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     int got = (int)evhttp_request_get_command(req);
+    CGW_DEBUG(gw->ctx, "http", "%s %s", method_name(got), path);
     if (got != method && !(got == EVHTTP_REQ_HEAD && method == EVHTTP_REQ_GET)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           method == EVHTTP_REQ_GET ? "GET" : "POST");

@@ -2,10 +2,12 @@
 // three-message conversation with MCP tools through mock-api, tenants, limits, approvals,
 // cancel, malformed/oversized/truncated requests. Run by test_gateway_api.sh.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 
 import {
-  call, checkSequence, everythingConfig, rawExchange, runTests, sleep, sse, startGateway,
-  startMock, stop,
+  call, checkSequence, everythingConfig, mcpConfig, rawExchange, runTests, sleep, sse,
+  startGateway, startMock, startProc, stop, tmp, waitExit,
 } from './gateway_lib.mjs';
 
 const TA = 'tok-alpha-0123456789abcdef';
@@ -261,6 +263,79 @@ const tests = {
     const st = await call(gw.addr, 'GET', `/v1/sessions/${sid}`);
     assert.equal(st.json.message_count, 1);
     assert.equal(st.json.active_run_id, null);
+    assert.equal(await stop(gw), 0);
+    await stop(mock);
+  },
+
+  async 'settings: flag > environment > file; bad settings are refused'() {
+    const file = path.join(tmp, 'gw.json');
+    const free = async () => { const g = await startGateway({ memory: true }); const a = g.addr; await stop(g); return a; };
+    const [fa, ea, la] = [await free(), await free(), await free()];
+    fs.writeFileSync(file, JSON.stringify({ listen: fa, store: 'memory', max_sessions_per_tenant: 1,
+      tokens: [{ token: 'file-token-0123456789', tenant: 'filet' }], log_format: 'text' }));
+    const base = ['serve', '--config', file, '--set', `mcp_config=${mcpConfig({})}`, '--set', 'strict_mcp_config=true'];
+    let p = await startProc(base, {}, 'gateway');
+    assert.equal(p.addr, fa);
+    assert.equal((await call(p.addr, 'GET', '/v1/tools', { token: 'file-token-0123456789' })).status, 200);
+    assert.equal((await call(p.addr, 'POST', '/v1/sessions', { token: 'file-token-0123456789', body: {} })).status, 201);
+    assert.equal((await call(p.addr, 'POST', '/v1/sessions', { token: 'file-token-0123456789', body: {} })).status, 429);
+    assert.match(p.stderrText, /INFO|info/);
+    assert.ok(!p.stderrText.startsWith('{'), 'log_format text in the file');
+    assert.equal(await stop(p), 0);
+    p = await startProc(base, { CGW_LISTEN: ea, CGW_TOKENS: 'envt:env-token-0123456789' }, 'gateway');
+    assert.equal(p.addr, ea);
+    assert.equal((await call(p.addr, 'GET', '/v1/tools', { token: 'file-token-0123456789' })).status, 401);
+    assert.equal((await call(p.addr, 'GET', '/v1/tools', { token: 'env-token-0123456789' })).status, 200);
+    assert.equal(await stop(p), 0);
+    p = await startProc([...base, '--listen', la], { CGW_LISTEN: ea }, 'gateway');
+    assert.equal(p.addr, la);
+    assert.equal(await stop(p), 0);
+    for (const [args, env, re] of [
+      [['serve', '--set', 'colour=red'], {}, /unknown setting 'colour'/],
+      [['serve', '--set', 'max_body_bytes=lots'], {}, /max_body_bytes.*integer/],
+      [['serve'], { CGW_CANCEL_ON_DISCONNECT: 'maybe' }, /cancel_on_disconnect.*environment/],
+      [['serve', '--config', path.join(tmp, 'missing.json')], {}, /missing\.json/],
+      [['serve', '--memory', '--listen', '127.0.0.1:0', '--set', 'tokens=notenant'], {}, /tenant/],
+    ]) {
+      let err;
+      try { await startProc(args, env, 'gateway'); } catch (e) { err = e; }
+      assert.ok(err, `started with ${args}`);
+      assert.equal(err.code, 2, err.stderr);
+      assert.match(err.stderr, re);
+    }
+  },
+
+  async 'SIGHUP reloads the MCP configuration; allowed_tools limits a session'() {
+    const mock = await startMock({ when_exhausted: 'cycle', turns: [{ text: 'fine' }] });
+    const cfg = path.join(tmp, 'reload.json');
+    fs.writeFileSync(cfg, JSON.stringify({ mcpServers: {} }));
+    const gw = await startGateway({ mock, memory: true, set: { mcp_config: cfg } });
+    assert.deepEqual((await call(gw.addr, 'GET', '/v1/tools')).json.tools, []);
+    fs.copyFileSync(everythingConfig(), cfg);
+    gw.kill('SIGHUP');
+    let tools = [];
+    for (let i = 0; i < 100 && !tools.some((t) => t.name === 'echo'); i++) {
+      await sleep(100);
+      tools = (await call(gw.addr, 'GET', '/v1/tools')).json.tools;
+    }
+    assert.ok(tools.some((t) => t.name === 'echo' && t.server === 'everything'));
+    assert.match(gw.stderrText, /MCP configuration reloaded/);
+    const all = (await call(gw.addr, 'POST', '/v1/sessions', { body: {} })).json.session_id;
+    const some = (await call(gw.addr, 'POST', '/v1/sessions', { body: { allowed_tools: ['echo'] } })).json.session_id;
+    for (const sid of [all, some]) {
+      const s = await sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: 'hi' } });
+      assert.equal(s.events.at(-1).event, 'stream_complete');
+    }
+    const reqs = (await call(mock.addr, 'GET', '/_mock/requests')).json;
+    const names = (r) => r.body.tools.map((t) => t.name).sort();
+    assert.ok(names(reqs.at(-2)).length > 1);
+    assert.deepEqual(names(reqs.at(-1)), ['echo']);
+    // A configuration that does not load keeps the old one.
+    fs.writeFileSync(cfg, '{ not json');
+    gw.kill('SIGHUP');
+    await sleep(300);
+    assert.match(gw.stderrText, /not reloaded/);
+    assert.ok((await call(gw.addr, 'GET', '/v1/tools')).json.tools.some((t) => t.name === 'echo'));
     assert.equal(await stop(gw), 0);
     await stop(mock);
   },
