@@ -243,6 +243,37 @@ const tests = {
     await stop(mock);
   },
 
+  async 'approvals: a denial, then the tool type allowed for the rest of the session'() {
+    const use = (id) => ({ content: [{ type: 'tool_use', id, name: 'echo', input: { message: id } }] });
+    const mock = await startMock({ turns: [use('toolu_d1'), { text: 'denied' }, use('toolu_d2'),
+      { text: 'ran' }, use('toolu_d3'), { text: 'ran again' }] });
+    const gw = await startGateway({ mock, memory: true, set: { mcp_config: everythingConfig(), approval_tools: '*' } });
+    for (let i = 0; i < 100; i++) {
+      if ((await call(gw.addr, 'GET', '/v1/tools')).json.tools.length) break;
+      await sleep(100);
+    }
+    const sid = await newSession(gw.addr, undefined);
+    const answer = (approved, allow) => async (f) => {
+      if (f.event !== 'tool_approval_request') return;
+      const e = f.data.event;
+      const rid = (await call(gw.addr, 'GET', `/v1/sessions/${sid}`)).json.active_run_id;
+      const r = await call(gw.addr, 'POST', `/v1/runs/${rid}/approvals`,
+        { body: { tool_call_id: e.tool_call_id, nonce: e.nonce, approved, allow_tool_type: allow } });
+      assert.equal(r.status, 200, r.text);
+    };
+    const msg = (onEvent) => sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: 'go' }, onEvent });
+    const denied = await msg(answer(false, false));
+    assert.equal(denied.events.find((f) => f.event === 'tool_result').data.event.error.code, 'user_denied');
+    const allowed = await msg(answer(true, true));
+    assert.equal(allowed.events.find((f) => f.event === 'tool_result').data.event.is_error, false);
+    const free = await msg(() => { throw new Error('asked again'); });
+    assert.ok(!free.events.some((f) => f.event === 'tool_approval_request'));
+    assert.equal(free.events.find((f) => f.event === 'tool_result').data.event.is_error, false);
+    checkSequence(free.events);
+    assert.equal(await stop(gw), 0);
+    await stop(mock);
+  },
+
   async 'cancel a run'() {
     const mock = await startMock({ turns: [{ text: 'a slow answer that goes on and on', chunks: 40, delay_ms: 100 }] });
     const gw = await startGateway({ mock, memory: true });
