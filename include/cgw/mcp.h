@@ -74,8 +74,9 @@ typedef void (*cgw_mcp_request_handler_cb)(const char *server, const char *metho
                                            const json_t *params, cgw_mcp_reply_t *reply,
                                            void *user);
 
-/** Answers a server request with `result` (borrowed). Frees `reply`. Returns CGW_OK,
- *  CGW_ECLOSED (the server is gone; still freed) or CGW_ENOMEM. */
+/** Answers a server request with `result` (borrowed; NULL = {}). Frees `reply`. Returns
+ *  CGW_OK, CGW_ECLOSED (the server is gone or withdrew the request with
+ *  notifications/cancelled; still freed), CGW_ENOMEM or CGW_EINVAL (reply NULL). */
 CGW_EXTERN int cgw_mcp_reply_result(cgw_mcp_reply_t *reply, const json_t *result);
 
 /** Answers with a JSON-RPC error (e.g. -1 "user rejected"). Frees `reply`. Same returns. */

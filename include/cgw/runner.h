@@ -14,8 +14,11 @@
  *         estimated_cost_usd,model}                (once per successful model call)
  *   stream_complete{stop_reason,turns,usage{input_tokens,output_tokens,
  *         cache_creation_input_tokens,cache_read_input_tokens,estimated_cost_usd}}
- *   error{error,code}                              (code: "cancelled", "api_error",
- *                                                  "timeout", "retries_exhausted", ...)
+ *   error{error,code}                              (code: "cancelled", "timeout",
+ *                                                  "api_error", "http_error",
+ *                                                  "retries_exhausted", "stream_stalled",
+ *                                                  "connection_error", "protocol_error",
+ *                                                  "internal_error", "closed")
  *
  * tool_use is logged when a call starts running (calls beyond max_parallel_tools wait, and are
  * logged when they start); tool_result when it ends, so tool_results come in completion order
@@ -126,8 +129,14 @@ typedef struct cgw_usage_report {
     cgw_usage_t usage; /**< totals; estimated_cost_usd rounded to 6 places */
 } cgw_usage_report_t;
 
+/** Hooks run synchronously on the loop, inside the runner; they must not free or cancel the
+ *  runner (do that from a deferred event or the done callback). */
 typedef struct cgw_runner_hooks {
+    /** Once per tool, after its tool_result event and on_tool_timing, before the results go
+     *  back to the model. */
     void (*on_tool_result)(cgw_tool_result_ctx_t *ctx, void *user);
+    /** Once per completed run (also after max_turns), before stream_complete; never after an
+     *  error or cancel, nor for the stub. Sub-agents report their own (agent_id set). */
     void (*on_usage)(const cgw_usage_report_t *report, void *user);
     /** Once per tool, even on error or cancel. result_bytes: length of the result's JSON text,
      *  0 on error. */
@@ -188,8 +197,8 @@ typedef struct cgw_runner_options {
     /** The run's log (borrowed; outlives the runner). Required. */
     cgw_eventlog_t *log;
     const char *session_id;    /**< copied; default "no-session" */
-    const char *system_prompt; /**< NULL: none */
-    const char *model;         /**< NULL: the client's */
+    const char *system_prompt; /**< copied; NULL: none */
+    const char *model;         /**< copied; NULL: the client's */
     int max_tokens;            /**< 0: the client's */
     int max_turns;             /**< model calls allowed per run; 0 = unlimited (the default) */
     int max_parallel_tools;    /**< tool calls running at once; default 8 */

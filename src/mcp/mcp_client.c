@@ -212,51 +212,30 @@ static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
     leave(c);
 }
 
-/* Adds params._meta.progressToken without touching the caller's object. */
-static json_t *with_progress_token(json_t *params, json_int_t token)
+static cgw__mcp_req_t *new_req(cgw__mcp_client_t *c, const char *method,
+                               const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user)
 {
-    json_t *p = params != NULL ? json_copy(params) : json_object();
-    if (p == NULL) {
-        return NULL;
-    }
-    json_t *meta = json_object_get(p, "_meta");
-    meta = json_is_object(meta) ? json_copy(meta) : json_object();
-    if (meta == NULL || json_object_set_new(meta, "progressToken", json_integer(token)) != 0 ||
-        json_object_set_new(p, "_meta", meta) != 0) {
-        json_decref(p);
-        return NULL;
-    }
-    return p;
-}
-
-int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *params,
-                            const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
-                            cgw__mcp_req_t **handle)
-{
-    if (c->closed || c->doomed || c->tr == NULL) {
-        return CGW_ECLOSED;
-    }
     cgw__mcp_req_t *r = cgw__calloc(1, sizeof(*r));
     if (r == NULL || (r->method = cgw__strdup(method)) == NULL) {
         cgw_free(r);
-        return CGW_ENOMEM;
+        return NULL;
     }
     r->c = c;
     r->id = c->next_id++;
     r->reply = reply;
     r->user = user;
-    json_t *owned = NULL;
     if (opts != NULL && opts->progress != NULL) {
         r->progress = opts->progress;
         r->progress_user = opts->progress_user;
-        owned = with_progress_token(params, r->id);
-        params = owned;
     }
-    int rc = params == NULL && owned == NULL && r->progress != NULL ? CGW_ENOMEM : CGW_OK;
-    if (rc == CGW_OK) {
-        rc = cgw__rpc_write_request(&c->out, r->id, method, params);
-    }
-    json_decref(owned);
+    return r;
+}
+
+/* Sends the request line in c->out (rc: how writing it went), arms the timeout and puts `r`
+ * in the pending list; frees `r` on failure. */
+static int launch(cgw__mcp_client_t *c, cgw__mcp_req_t *r, int rc, const cgw__mcp_req_opts_t *opts,
+                  cgw__mcp_req_t **handle)
+{
     if (rc == CGW_OK && opts != NULL && opts->timeout_ms > 0) {
         r->timeout_ms = opts->timeout_ms;
         uint64_t cap = opts->max_total_ms ? opts->max_total_ms : (uint64_t)opts->timeout_ms * 10;
@@ -284,6 +263,51 @@ int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *pa
         *handle = r;
     }
     return CGW_OK;
+}
+
+int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *params,
+                            const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
+                            cgw__mcp_req_t **handle)
+{
+    if (c->closed || c->doomed || c->tr == NULL) {
+        return CGW_ECLOSED;
+    }
+    cgw__mcp_req_t *r = new_req(c, method, opts, reply, user);
+    if (r == NULL) {
+        return CGW_ENOMEM;
+    }
+    r->progress = NULL; /* progress tokens are sent by cgw__mcp_client_call_tool only */
+    int rc = cgw__rpc_write_request(&c->out, r->id, method, params);
+    return launch(c, r, rc, opts, handle);
+}
+
+int cgw__mcp_client_call_tool(cgw__mcp_client_t *c, const char *tool, const json_t *input,
+                              const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
+                              cgw__mcp_req_t **handle)
+{
+    if (c->closed || c->doomed || c->tr == NULL) {
+        return CGW_ECLOSED;
+    }
+    cgw__mcp_req_t *r = new_req(c, "tools/call", opts, reply, user);
+    if (r == NULL) {
+        return CGW_ENOMEM;
+    }
+    /* Written by hand: no temporary params object on the path of every call. */
+    cgw_buf_t *b = &c->out;
+    int rc = cgw__rpc_write_request_head(b, r->id, "tools/call");
+    rc = rc == CGW_OK ? cgw_buf_append_str(b, "{\"name\":") : rc;
+    rc = rc == CGW_OK ? cgw__rpc_append_string(b, tool) : rc;
+    rc = rc == CGW_OK ? cgw_buf_append_str(b, ",\"arguments\":") : rc;
+    if (rc == CGW_OK) {
+        rc = input != NULL ? cgw_json_dump_buf(input, b) : cgw_buf_append(b, "{}", 2);
+    }
+    if (rc == CGW_OK && r->progress != NULL) {
+        rc = cgw_buf_append_str(b, ",\"_meta\":{\"progressToken\":");
+        rc = rc == CGW_OK ? cgw__rpc_append_int(b, r->id) : rc;
+        rc = rc == CGW_OK ? cgw_buf_append_char(b, '}') : rc;
+    }
+    rc = rc == CGW_OK ? cgw_buf_append(b, "}}\n", 3) : rc;
+    return launch(c, r, rc, opts, handle);
 }
 
 void cgw__mcp_client_cancel(cgw__mcp_client_t *c, cgw__mcp_req_t *r, const char *reason)

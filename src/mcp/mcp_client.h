@@ -83,6 +83,12 @@ int cgw__mcp_client_request(cgw__mcp_client_t *c, const char *method, json_t *pa
                             const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
                             cgw__mcp_req_t **handle);
 
+/* tools/call of `tool` with `input` (a JSON object, borrowed; NULL = {}), the same contract
+ * as cgw__mcp_client_request; the line is written without building a params object. */
+int cgw__mcp_client_call_tool(cgw__mcp_client_t *c, const char *tool, const json_t *input,
+                              const cgw__mcp_req_opts_t *opts, cgw__mcp_reply_cb reply, void *user,
+                              cgw__mcp_req_t **handle);
+
 /* Cancels a pending request: notifications/cancelled goes out with `reason`, and reply runs
  * now (synchronously, from inside this call) with CGW_ECANCELED. */
 void cgw__mcp_client_cancel(cgw__mcp_client_t *c, cgw__mcp_req_t *req, const char *reason);

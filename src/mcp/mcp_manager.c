@@ -519,18 +519,12 @@ static int defer_failure(cgw_mcp_call_t *c, int status, const char *code, const 
 static int send_call(cgw_mcp_call_t *c, const json_t *input, const cgw_mcp_call_options_t *opts)
 {
     server_t *s = c->srv;
-    json_t *params = input != NULL
-                         ? json_pack("{s:s,s:O}", "name", c->server_tool, "arguments", input)
-                         : json_pack("{s:s,s:{}}", "name", c->server_tool, "arguments");
-    if (params == NULL) {
-        return CGW_ENOMEM;
-    }
     cgw__mcp_req_opts_t ro = {0};
     ro.timeout_ms = opts != NULL && opts->timeout_ms ? opts->timeout_ms : s->cfg->tool_timeout_ms;
     ro.progress = opts != NULL ? opts->progress : NULL;
     ro.progress_user = opts != NULL ? opts->progress_user : NULL;
-    int rc = cgw__mcp_client_request(s->client, "tools/call", params, &ro, call_reply, c, &c->req);
-    json_decref(params);
+    int rc =
+        cgw__mcp_client_call_tool(s->client, c->server_tool, input, &ro, call_reply, c, &c->req);
     if (rc == CGW_OK) {
         s->calls++;
     }
@@ -589,8 +583,8 @@ int cgw_mcp_manager_call(cgw_mcp_manager_t *m, const char *tool, const json_t *i
                 rc = defer_failure(c, CGW_ESERVERDIED, "tool_error", "connection_error", msg);
             } else if (rc != CGW_OK && rc != CGW_ENOMEM) {
                 /* e.g. CGW_E2BIG: the server stopped reading its stdin */
-                snprintf(msg, sizeof(msg), "cannot send the call to MCP server %s: %s",
-                         ref->server, cgw_strerror(rc));
+                snprintf(msg, sizeof(msg), "cannot send the call to MCP server %s: %s", ref->server,
+                         cgw_strerror(rc));
                 rc = defer_failure(c, rc, "tool_error", "connection_error", msg);
             }
         }

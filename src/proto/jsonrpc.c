@@ -121,24 +121,29 @@ static int plain_string(const char *s)
     return 1;
 }
 
-static int write_method(cgw_buf_t *b, const char *method)
+int cgw__rpc_append_string(cgw_buf_t *b, const char *s)
 {
-    int rc = cgw_buf_append_str(b, ",\"method\":");
-    if (rc == CGW_OK && plain_string(method)) {
-        rc = cgw_buf_append_char(b, '"');
-        rc = rc == CGW_OK ? cgw_buf_append_str(b, method) : rc;
+    if (plain_string(s)) {
+        int rc = cgw_buf_append_char(b, '"');
+        rc = rc == CGW_OK ? cgw_buf_append_str(b, s) : rc;
         return rc == CGW_OK ? cgw_buf_append_char(b, '"') : rc;
     }
-    json_t *m = rc == CGW_OK ? json_string(method) : NULL;
+    json_t *m = json_string(s);
     if (m == NULL) {
-        return rc != CGW_OK ? rc : CGW_EINVAL;
+        return CGW_EINVAL; /* not UTF-8 */
     }
-    rc = cgw_json_dump_buf(m, b);
+    int rc = cgw_json_dump_buf(m, b);
     json_decref(m);
     return rc;
 }
 
-static int append_int(cgw_buf_t *b, json_int_t v)
+static int write_method(cgw_buf_t *b, const char *method)
+{
+    int rc = cgw_buf_append_str(b, ",\"method\":");
+    return rc == CGW_OK ? cgw__rpc_append_string(b, method) : rc;
+}
+
+int cgw__rpc_append_int(cgw_buf_t *b, json_int_t v)
 {
     char tmp[24];
     size_t n = sizeof(tmp);
@@ -156,11 +161,19 @@ static int append_int(cgw_buf_t *b, json_int_t v)
 int cgw__rpc_write_request(cgw_buf_t *b, json_int_t id, const char *method, const json_t *params)
 {
     int rc = cgw_buf_append_str(b, "{\"jsonrpc\":\"2.0\",\"id\":");
-    rc = rc == CGW_OK ? append_int(b, id) : rc;
+    rc = rc == CGW_OK ? cgw__rpc_append_int(b, id) : rc;
     if (rc == CGW_OK) {
         rc = write_method(b, method);
     }
     return rc != CGW_OK ? rc : write_tail(b, "params", params);
+}
+
+int cgw__rpc_write_request_head(cgw_buf_t *b, json_int_t id, const char *method)
+{
+    int rc = cgw_buf_append_str(b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    rc = rc == CGW_OK ? cgw__rpc_append_int(b, id) : rc;
+    rc = rc == CGW_OK ? write_method(b, method) : rc;
+    return rc == CGW_OK ? cgw_buf_append_str(b, ",\"params\":") : rc;
 }
 
 int cgw__rpc_write_notification(cgw_buf_t *b, const char *method, const json_t *params)

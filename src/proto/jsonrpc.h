@@ -57,6 +57,16 @@ int cgw__rpc_write_notification(cgw_buf_t *b, const char *method, const json_t *
 int cgw__rpc_write_result(cgw_buf_t *b, const json_t *id, const json_t *result);
 int cgw__rpc_write_error(cgw_buf_t *b, const json_t *id, json_int_t code, const char *message);
 
+/* Appends `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":` so that a caller can
+ * write the params object itself (the hot tools/call path) and close with "}\n". */
+int cgw__rpc_write_request_head(cgw_buf_t *b, json_int_t id, const char *method);
+
+/* Appends `s` as a JSON string literal (quoted, escaped). */
+int cgw__rpc_append_string(cgw_buf_t *b, const char *s);
+
+/* Appends the decimal form of `v`. */
+int cgw__rpc_append_int(cgw_buf_t *b, json_int_t v);
+
 /* Looks for the top-level integer "id" of a message when only its first and last bytes are
  * known (an oversize line): `{"jsonrpc":"2.0","id":N` at the start or `"id":N}` at the end,
  * the two places a top-level id can be recognised without parsing the middle. Returns 1 and

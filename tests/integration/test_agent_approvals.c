@@ -303,6 +303,81 @@ static void test_remembered_across_runs(void **state)
     teardown(&h, &a);
 }
 
+/* Two calls needing approval in one turn: both requests are pending together (the calls run
+ * concurrently), each with its own nonce; one approved, one denied. */
+static cgw_approvals_t *g_two_approvals;
+static char g_two[2][2][64];
+static int g_two_asked;
+static size_t g_two_max_pending;
+
+static void ask_two(const cgw_approval_request_t *req, void *user)
+{
+    (void)user;
+    g_two_approvals = req->approvals;
+    snprintf(g_two[g_two_asked][0], 64, "%s", req->tool_call_id);
+    snprintf(g_two[g_two_asked][1], 64, "%s", req->nonce);
+    g_two_asked++;
+    size_t n = cgw_approvals_pending_count(req->approvals);
+    g_two_max_pending = n > g_two_max_pending ? n : g_two_max_pending;
+}
+
+static void test_two_pending_at_once(void **state)
+{
+    (void)state;
+    agent_mock_script("[{\"content\":["
+                      "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"danger\","
+                      "\"input\":{\"target\":\"prod\"}},"
+                      "{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"danger\","
+                      "\"input\":{\"target\":\"prod\"}}]},{\"text\":\"finished\"}]");
+    agent_h_t h;
+    agent_h_init(&h, NULL, 1);
+    cgw_dispatcher_options_t o;
+    cgw_dispatcher_options_init(&o);
+    o.needs_approval = needs;
+    o.request_approval = ask_two;
+    agent_h_dispatcher(&h, &o);
+    assert_int_equal(cgw_dispatcher_add_sync(h.disp, "danger", danger, NULL), CGW_OK);
+    agent_h_runner(&h, NULL);
+    g_runs = g_two_asked = 0;
+    g_two_max_pending = 0;
+    agent_h_start(&h, "two at once");
+    int spin = 0;
+    for (int i = 0; i < 500 && g_two_asked < 2; i++) {
+        cgw_test_run_until(h.ctx, &spin, 10);
+    }
+    assert_int_equal(g_two_asked, 2);
+    assert_int_equal(g_two_max_pending, 2);
+    assert_string_not_equal(g_two[0][1], g_two[1][1]);
+    /* Nonces are per request. */
+    assert_int_equal(cgw_approvals_answer(g_two_approvals, g_two[0][0], g_two[1][1], true, false),
+                     CGW_ESTATE);
+    assert_int_equal(cgw_approvals_answer(g_two_approvals, g_two[0][0], g_two[0][1], true, false),
+                     CGW_OK);
+    assert_int_equal(cgw_approvals_answer(g_two_approvals, g_two[1][0], g_two[1][1], false, false),
+                     CGW_OK);
+    assert_true(cgw_test_run_until(h.ctx, &h.done, 10000));
+    assert_int_equal(h.code, CGW_OK);
+    assert_int_equal(g_runs, 1);
+    json_t *ev = agent_h_events(&h);
+    json_t *res = agent_h_filter(ev, "tool_result");
+    assert_int_equal(json_array_size(res), 2);
+    size_t i;
+    json_t *r;
+    json_array_foreach(res, i, r)
+    {
+        const char *id = json_string_value(json_object_get(r, "tool_call_id"));
+        const json_t *err = json_object_get(r, "error");
+        if (strcmp(id, g_two[0][0]) == 0) {
+            assert_true(json_is_null(err));
+        } else {
+            assert_string_equal(json_string_value(json_object_get(err, "code")), "user_denied");
+        }
+    }
+    json_decref(res);
+    json_decref(ev);
+    agent_h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_no_handler),
         cmocka_unit_test(test_answered_later_from_outside),
         cmocka_unit_test(test_remembered_across_runs),
+        cmocka_unit_test(test_two_pending_at_once),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

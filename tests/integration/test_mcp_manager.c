@@ -213,6 +213,84 @@ static void test_empty_config_and_misuse(void **state)
     assert_int_equal(mcp_h_teardown(&h, NULL), 0);
 }
 
+typedef struct logs {
+    int warned;
+    char line[512];
+} logs_t;
+
+static void capture_log(cgw_log_level_t level, const char *component, const char *msg, void *user)
+{
+    logs_t *l = user;
+    if (level == CGW_LOG_WARN && component != NULL && strcmp(component, "mcp") == 0 &&
+        strstr(msg, "disk low") != NULL) {
+        l->warned++;
+        snprintf(l->line, sizeof(l->line), "%s", msg);
+    }
+}
+
+static void on_started_flag(cgw_mcp_manager_t *m, size_t ready, size_t failed, void *user)
+{
+    (void)m;
+    (void)ready;
+    (void)failed;
+    *(int *)user = 1;
+}
+
+/* notifications/message goes to the log at the mapped level, with the server's name. */
+static void test_server_log_messages(void **state)
+{
+    (void)state;
+    logs_t logs = {0};
+    cgw_ctx_options_t co;
+    cgw_ctx_options_init(&co);
+    co.log_level = CGW_LOG_WARN;
+    co.log_cb = capture_log;
+    co.log_user = &logs;
+    cgw_ctx_t *ctx = NULL;
+    assert_int_equal(cgw_ctx_new(&co, &ctx), CGW_OK);
+    const char *script =
+        "read a; echo '{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":"
+        "\"2025-06-18\",\"capabilities\":{\"logging\":{}},\"serverInfo\":{\"name\":\"l\","
+        "\"version\":\"1\"}}}'; read b; read c; echo '{\"jsonrpc\":\"2.0\",\"id\":2,"
+        "\"result\":{\"tools\":[]}}'; echo '{\"jsonrpc\":\"2.0\",\"method\":"
+        "\"notifications/message\",\"params\":{\"level\":\"warning\",\"logger\":\"db\","
+        "\"data\":{\"msg\":\"disk low\"}}}'; cat >/dev/null";
+    json_t *doc = json_pack("{s:{s:{s:s,s:[s,s]}}}", "mcpServers", "logger", "command", "sh",
+                            "args", "-c", script);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    cgw_mcp_config_options_t cfo;
+    cgw_mcp_config_options_init(&cfo);
+    cfo.scopes = 0;
+    cgw_mcp_config_t *cfg = NULL;
+    assert_int_equal(cgw_mcp_config_new(&cfo, &cfg), CGW_OK);
+    assert_int_equal(
+        cgw_mcp_config_add_json(cfg, CGW_MCP_SCOPE_INLINE, text, strlen(text), "t", NULL), CGW_OK);
+    cgw_mcp_manager_options_t mo;
+    cgw_mcp_manager_options_init(&mo);
+    mo.config = cfg;
+    mo.term_grace_ms = 200;
+    cgw_mcp_manager_t *m = NULL;
+    int started = 0;
+    assert_int_equal(cgw_mcp_manager_new(ctx, &mo, &m, NULL), CGW_OK);
+    assert_int_equal(cgw_mcp_manager_start(m, on_started_flag, &started), CGW_OK);
+    assert_true(cgw_test_run_until(ctx, &started, 5000));
+    for (int i = 0; i < 100 && logs.warned == 0; i++) {
+        int never = 0;
+        cgw_test_run_until(ctx, &never, 10);
+    }
+    assert_int_equal(logs.warned, 1);
+    assert_non_null(strstr(logs.line, "server 'logger' db"));
+    cgw_mcp_server_status_t st;
+    cgw_mcp_manager_server_status(m, 0, &st);
+    assert_string_equal(st.protocol_version, "2025-06-18");
+    cgw_mcp_manager_free(m);
+    cgw_mcp_config_free(cfg);
+    cgw_ctx_free(ctx);
+    free(text);
+    json_decref(doc);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
 static void test_deferred_failure_cancel(void **state)
 {
     (void)state;
@@ -246,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_definitions_defaults),
         cmocka_unit_test(test_empty_config_and_misuse),
         cmocka_unit_test(test_deferred_failure_cancel),
+        cmocka_unit_test(test_server_log_messages),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -150,6 +150,25 @@ static void test_instant_exit_keeps_stderr(void **state)
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
+/* stderr is kept as a bounded tail (the tests spawn with a 64-byte cap). */
+static void test_stderr_ring_is_bounded(void **state)
+{
+    (void)state;
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    rec_t r = {0};
+    cgw__mcp_transport_t *t = spawn(
+        ctx, &r, "i=0; while [ $i -lt 40 ]; do echo \"line $i\" >&2; i=$((i+1)); done; exit 0",
+        NULL, NULL, 0, 0);
+    assert_true(wait_for(ctx, &r.closed, 1, 3000));
+    const char *tail = t->vt->diag(t);
+    assert_true(strlen(tail) <= 64);
+    assert_non_null(strstr(tail, "line 39\n"));
+    assert_null(strstr(tail, "line 1\n"));
+    t->vt->free(t);
+    cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
 static void test_spawn_failures(void **state)
 {
     (void)state;
@@ -287,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_garbage_and_cap),
         cmocka_unit_test(test_env_cwd_and_exit),
         cmocka_unit_test(test_instant_exit_keeps_stderr),
+        cmocka_unit_test(test_stderr_ring_is_bounded),
         cmocka_unit_test(test_spawn_failures),
         cmocka_unit_test(test_shutdown_ladder),
         cmocka_unit_test(test_stdout_closed_while_alive),
