@@ -42,8 +42,8 @@ static json_t *scripted_turn(long n)
         text[i] = (char)('a' + i % 26);
     }
     text[n * DELTA_BYTES] = '\0';
-    json_t *t = json_pack("{s:s,s:s,s:I}", "match", "SCRIPTED", "text", text, "chunks",
-                          (json_int_t)n);
+    json_t *t =
+        json_pack("{s:s,s:s,s:I}", "match", "SCRIPTED", "text", text, "chunks", (json_int_t)n);
     free(text);
     return t;
 }
@@ -180,11 +180,11 @@ int main(int argc, char **argv)
            "(ratio %.1fx)\n",
            plan_us, DELTA_BYTES, n, copy_us, plan_us / copy_us);
 
-    json_t *script = json_pack(
-        "[o,{s:s,s:{s:[[s,s]],s:s%}},{s:s,s:{s:[[s,s]],s:s%}}]", turn, "match", "RECORDED",
-        "response", "headers", "content-type", "text/event-stream", "body", stream, len, "match",
-        "FLAT", "response", "headers", "content-type", "application/octet-stream", "body",
-        stream, len);
+    json_t *script =
+        json_pack("[o,{s:s,s:{s:[[s,s]],s:s%}},{s:s,s:{s:[[s,s]],s:s%}}]", turn, "match",
+                  "RECORDED", "response", "headers", "content-type", "text/event-stream", "body",
+                  stream, len, "match", "FLAT", "response", "headers", "content-type",
+                  "application/octet-stream", "body", stream, len);
     char *doc = json_dumps(script, JSON_COMPACT);
     json_decref(script);
     char addr[128];

@@ -221,6 +221,12 @@ void cgw__http_disable_timeouts(struct evhttp_request *req)
     }
 }
 
+size_t cgw__http_pending_output(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
 void cgw__http_sse_start(struct evhttp_request *req, int status)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);

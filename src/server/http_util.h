@@ -72,6 +72,10 @@ void cgw__http_set_headers(struct evhttp_request *req, const json_t *headers);
  * silent response is not cut by evhttp. */
 void cgw__http_disable_timeouts(struct evhttp_request *req);
 
+/* Bytes queued on `evcon` that the kernel has not taken yet (0 when there is no connection).
+ * A streaming server uses it for backpressure, or to wait until a reply has gone out. */
+size_t cgw__http_pending_output(struct evhttp_connection *evcon);
+
 /* Starts a chunked reply with status `status` for a Server-Sent-Events stream: sets
  * content-type text/event-stream (unless already set) and cache-control no-cache, sends the
  * headers and disables the connection's timeouts. */

@@ -23,7 +23,11 @@
 #include "server/mock_api_int.h"
 #include "server/mock_check.h"
 
+/* /_mock/requests keeps the last MOCK_MAX_RECORDS requests, and fewer when their bodies add up
+ * to more than MOCK_MAX_RECORD_BYTES, so that a long test run cannot grow the mock without
+ * bound. */
 #define MOCK_MAX_RECORDS 1000
+#define MOCK_MAX_RECORD_BYTES ((json_int_t)64 * 1024 * 1024)
 #define MOCK_DEFAULT_MAX_BODY ((size_t)32 * 1024 * 1024)
 
 void cgw_mock_api_options_init(cgw_mock_api_options_t *opts)
@@ -104,7 +108,12 @@ static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, c
     if (rec == NULL) {
         return NULL;
     }
-    if (json_array_size(srv->requests) >= MOCK_MAX_RECORDS) {
+    json_object_set_new(rec, "body_bytes", json_integer((json_int_t)len));
+    srv->record_bytes += (json_int_t)len;
+    while (json_array_size(srv->requests) > 0 &&
+           (json_array_size(srv->requests) >= MOCK_MAX_RECORDS ||
+            srv->record_bytes > MOCK_MAX_RECORD_BYTES)) {
+        srv->record_bytes -= cgw_json_int(json_array_get(srv->requests, 0), "body_bytes", 0);
         json_array_remove(srv->requests, 0);
     }
     json_array_append_new(srv->requests, rec);
@@ -292,7 +301,9 @@ static void handle_messages(cgw_mock_api_t *srv, struct evhttp_request *req, jso
         rej.type = "request_too_large";
         snprintf(rej.message, sizeof(rej.message), "%s", cgw__mock_default_error_message(413));
     } else if (check_headers(srv, req, &rej) == 0) {
-        cgw__mock_check_body(data, len, srv->issued, &body, &rej);
+        const char *betas =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "anthropic-beta");
+        cgw__mock_check_body(data, len, srv->issued, betas, &body, &rej);
     }
     if (body == NULL) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "x-should-retry", "false");
@@ -317,9 +328,10 @@ static void handle_messages(cgw_mock_api_t *srv, struct evhttp_request *req, jso
 
 static void reply_stats(cgw_mock_api_t *srv, struct evhttp_request *req)
 {
-    json_t *s = json_pack("{s:I,s:O,s:O,s:I,s:I}", "total", (json_int_t)srv->total, "by_status",
+    json_t *s = json_pack("{s:I,s:O,s:O,s:I,s:I,s:I}", "total", (json_int_t)srv->total, "by_status",
                           srv->by_status, "by_turn", srv->by_turn, "turn_position",
-                          (json_int_t)srv->next_turn, "turns", (json_int_t)srv->script->nturns);
+                          (json_int_t)srv->next_turn, "turns", (json_int_t)srv->script->nturns,
+                          "open_streams", (json_int_t)cgw__mock_streams_count(srv));
     cgw__http_reply_json(req, 200, s);
     json_decref(s);
 }
@@ -331,6 +343,7 @@ void cgw_mock_api_reset(cgw_mock_api_t *mock)
     json_object_clear(mock->by_status);
     json_object_clear(mock->by_turn);
     json_array_clear(mock->requests);
+    mock->record_bytes = 0;
 }
 
 int cgw_mock_api_load_script(cgw_mock_api_t *mock, const char *json, size_t len, cgw_error_t *err)

@@ -115,28 +115,15 @@ static json_t *merge_roles(const json_t *msgs)
     return merged;
 }
 
-static bool has_tool_use(const json_t *msg, const char *id)
+/* Whether `msg` holds a block of type `type` whose `key` equals `id`. */
+static bool has_block(const json_t *msg, const char *type, const char *key, const char *id)
 {
     size_t j;
     const json_t *blk;
     json_array_foreach(json_object_get(msg, "content"), j, blk)
     {
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
-            strcmp(cgw_json_str(blk, "id", ""), id) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool has_tool_result(const json_t *msg, const char *id)
-{
-    size_t j;
-    const json_t *blk;
-    json_array_foreach(json_object_get(msg, "content"), j, blk)
-    {
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_result") == 0 &&
-            strcmp(cgw_json_str(blk, "tool_use_id", ""), id) == 0) {
+        if (strcmp(cgw_json_str(blk, "type", ""), type) == 0 &&
+            strcmp(cgw_json_str(blk, key, ""), id) == 0) {
             return true;
         }
     }
@@ -157,7 +144,8 @@ static int check_answered(const json_t *merged, size_t k, cgw__mock_reject_t *re
     json_array_foreach(json_object_get(json_array_get(merged, k), "content"), j, blk)
     {
         const char *id = cgw_json_str(blk, "id", "");
-        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 && !has_tool_result(next, id)) {
+        if (strcmp(cgw_json_str(blk, "type", ""), "tool_use") == 0 &&
+            !has_block(next, "tool_result", "tool_use_id", id)) {
             cgw_buf_appendf(&missing, "%s%s", missing.len > 0 ? ", " : "", id);
         }
     }
@@ -184,7 +172,7 @@ static int check_tool_results(const json_t *merged, size_t k, cgw__mock_reject_t
             continue;
         }
         const char *id = cgw_json_str(blk, "tool_use_id", "");
-        if (prev == NULL || !has_tool_use(prev, id)) {
+        if (prev == NULL || !has_block(prev, "tool_use", "id", id)) {
             return reject(rej,
                           "messages.%zu.content.%zu: unexpected `tool_use_id` found in "
                           "`tool_result` blocks: %s. Each `tool_result` block must have a "
@@ -251,8 +239,62 @@ static int check_conversation(const json_t *msgs, const json_t *issued, cgw__moc
     return rc;
 }
 
-int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, json_t **parsed,
-                         cgw__mock_reject_t *rej)
+/* Whether the comma-separated header `betas` holds exactly the token `flag`. */
+static bool has_beta(const char *betas, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = betas; p != NULL && *p != '\0';) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (len == n && strncmp(p, flag, n) == 0) {
+            return true;
+        }
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+static int check_thinking_config(const json_t *b, const char *betas, cgw__mock_reject_t *rej)
+{
+    const json_t *th = json_object_get(b, "thinking");
+    const char *type = cgw_json_str(th, "type", NULL);
+    if (th == NULL) {
+        return 0;
+    }
+    if (type == NULL || (strcmp(type, "enabled") != 0 && strcmp(type, "disabled") != 0 &&
+                         strcmp(type, "adaptive") != 0)) {
+        return reject(rej, "thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'");
+    }
+    if (strcmp(type, "enabled") != 0) {
+        return 0;
+    }
+    const json_t *budget = json_object_get(th, "budget_tokens");
+    if (budget == NULL) {
+        return reject(rej, "thinking.enabled.budget_tokens: Field required");
+    }
+    if (!json_is_integer(budget)) {
+        return reject(rej, "thinking.enabled.budget_tokens: Input should be a valid integer");
+    }
+    if (json_integer_value(budget) < 1024) {
+        return reject(rej, "thinking.enabled.budget_tokens: Input should be greater than or "
+                           "equal to 1024");
+    }
+    /* With interleaved thinking the budget may exceed max_tokens (anthropic-protocol.md §2.5). */
+    if (json_integer_value(budget) >= cgw_json_int(b, "max_tokens", 0) &&
+        !has_beta(betas, "interleaved-thinking-2025-05-14")) {
+        return reject(rej, "`max_tokens` must be greater than `thinking.budget_tokens`. Please "
+                           "consult our documentation at https://docs.claude.com/en/docs/"
+                           "build-with-claude/extended-thinking#max-tokens-and-context-window-"
+                           "size");
+    }
+    return 0;
+}
+
+int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, const char *betas,
+                         json_t **parsed, cgw__mock_reject_t *rej)
 {
     json_error_t jerr;
     *parsed = NULL;
@@ -264,6 +306,7 @@ int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, jso
     int rc = json_is_object(b) ? check_fields(b, rej)
                                : reject(rej, "The request body is not valid JSON: expected an "
                                              "object: line 1 column 1 (char 0)");
+    rc = rc == 0 ? check_thinking_config(b, betas, rej) : rc;
     if (rc == 0) {
         rc = check_conversation(json_object_get(b, "messages"), issued, rej);
     }

@@ -17,10 +17,11 @@ typedef struct cgw__mock_reject {
 
 /* Parses and checks a /v1/messages body. `issued` holds the thinking signatures (signature ->
  * thinking text) and redacted_thinking data ("redacted:" + data -> "") the mock has handed out.
- * On success returns 0 and *parsed owns the body. On refusal returns -1 with `rej` filled and
- * *parsed NULL. */
-int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, json_t **parsed,
-                         cgw__mock_reject_t *rej);
+ * `betas` is the request's anthropic-beta header (NULL if none): interleaved thinking lifts the
+ * budget_tokens < max_tokens rule. On success returns 0 and *parsed owns the body. On refusal
+ * returns -1 with `rej` filled and *parsed NULL. */
+int cgw__mock_check_body(const char *body, size_t len, const json_t *issued, const char *betas,
+                         json_t **parsed, cgw__mock_reject_t *rej);
 
 /* The text of the last user message (string content, text blocks and the text of tool_result
  * blocks, joined by LF), for marker selection. Caller frees with cgw_free; never NULL except

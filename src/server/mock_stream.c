@@ -9,7 +9,9 @@
  *
  * Lifetime: the connection's close callback frees the state when the client goes away first;
  * the state clears that callback before it ends the reply or closes the connection itself. */
-#include <event2/buffer.h>
+#include <errno.h>
+#include <sys/socket.h>
+
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -24,14 +26,17 @@
 #include "server/http_util.h"
 #include "server/mock_api_int.h"
 
+#define WATCH_MS 100
+
 typedef struct cgw__mock_stream {
     cgw_mock_api_t *srv;
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     cgw__mock_plan_t *plan;
-    size_t pos;   /* next frame to send */
-    bool waited;  /* the pause before frames[pos] has elapsed */
-    bool cutting; /* waiting for the output to drain before the cut */
+    size_t pos;    /* next frame to send */
+    bool waited;   /* the pause before frames[pos] has elapsed */
+    bool cutting;  /* waiting for the output to drain before the cut */
+    bool watching; /* hanging before the headers: polling for the client's close */
     struct event *timer;
     struct cgw__mock_stream *prev, *next;
 } cgw__mock_stream_t;
@@ -81,14 +86,27 @@ static void arm(cgw__mock_stream_t *st, int ms)
 
 static void do_cut(cgw__mock_stream_t *st)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(st->evcon);
-    if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+    if (cgw__http_pending_output(st->evcon) > 0) {
         arm(st, 1); /* still writing what came before the cut */
         return;
     }
     struct evhttp_connection *evcon = st->evcon;
     stream_detach(st);
     evhttp_connection_free(evcon);
+}
+
+/* A hang before the headers: closes our side once the client has closed its own. */
+static void watch(cgw__mock_stream_t *st)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(st->evcon);
+    char c;
+    ssize_t n = bev != NULL ? recv(bufferevent_getfd(bev), &c, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        st->cutting = true;
+        do_cut(st);
+        return;
+    }
+    arm(st, WATCH_MS);
 }
 
 static void finish(cgw__mock_stream_t *st)
@@ -101,8 +119,14 @@ static void finish(cgw__mock_stream_t *st)
         return;
     }
     case CGW_MOCK_END_HANG:
-        /* Nothing more; the close callback (or server shutdown) frees the state. */
+        /* Nothing more; the close callback (or server shutdown) frees the state. Before the
+         * reply has started evhttp does not read the connection, so it would not notice the
+         * client leaving: we look ourselves. */
         cgw__http_disable_timeouts(st->req);
+        if (st->plan->before_headers) {
+            st->watching = true;
+            arm(st, WATCH_MS);
+        }
         return;
     case CGW_MOCK_END_CUT:
         st->cutting = true;
@@ -154,7 +178,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     cgw__mock_stream_t *st = arg;
-    if (st->cutting) {
+    if (st->watching) {
+        watch(st);
+    } else if (st->cutting) {
         do_cut(st);
     } else {
         step(st);
@@ -197,6 +223,15 @@ void cgw__mock_stream_start(cgw_mock_api_t *srv, struct evhttp_request *req, cgw
     }
     send_head(st);
     step(st);
+}
+
+size_t cgw__mock_streams_count(const cgw_mock_api_t *srv)
+{
+    size_t n = 0;
+    for (const cgw__mock_stream_t *st = srv->streams; st != NULL; st = st->next) {
+        n++;
+    }
+    return n;
 }
 
 void cgw__mock_streams_free(cgw_mock_api_t *srv)

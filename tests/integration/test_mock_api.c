@@ -62,13 +62,18 @@ static int server_start(server_t *s, const char *const *extra)
     return 0;
 }
 
-/* SIGTERM, reap, and check the clean exit. */
-static int server_stop(server_t *s)
+/* Signals (SIGTERM or SIGINT), reaps, and returns the exit status (128+signal if killed). */
+static int server_stop_with(server_t *s, int sig)
 {
     int status = -1;
-    kill(s->pid, SIGTERM);
+    kill(s->pid, sig);
     waitpid(s->pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int server_stop(server_t *s)
+{
+    return server_stop_with(s, SIGTERM);
 }
 
 /* ---- HTTP client -------------------------------------------------------------------------- */
@@ -473,6 +478,64 @@ static void test_multi_tool_use(void **state)
     resp_free(r);
 }
 
+static size_t count_sink(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    *(size_t *)arg += size * n;
+    return size * n;
+}
+
+static void test_concurrent_streams(void **state)
+{
+    (void)state;
+    /* 20 paced streams at once: served side by side, not one after the other. */
+    load_script("{\"when_exhausted\":\"cycle\",\"turns\":[{\"text\":\"abcd\",\"chunks\":4,"
+                "\"delay_ms\":100}]}");
+    enum { N = 20 };
+    CURLM *multi = curl_multi_init();
+    CURL *easy[N];
+    size_t got[N] = {0};
+    char url[256];
+    snprintf(url, sizeof(url), "http://%s/v1/messages", srv.addr);
+    struct curl_slist *h = NULL;
+    for (const char *const *p = api_headers; *p != NULL; p++) {
+        h = curl_slist_append(h, *p);
+    }
+    for (int i = 0; i < N; i++) {
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, stream_req);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, count_sink);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &got[i]);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int running = N;
+    while (running > 0 && since_ms(&t0) < 10000) {
+        curl_multi_perform(multi, &running);
+        curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    double took = since_ms(&t0);
+    int ok = 0;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+        ok += m->msg == CURLMSG_DONE && m->data.result == CURLE_OK;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(got[i] > 0 && got[i] == got[0]); /* the same answer, complete, for each */
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(multi);
+    curl_slist_free_all(h);
+    assert_int_equal(ok, N);
+    assert_true(took >= 400.0); /* four 100 ms pauses each */
+    assert_true(took < 4000.0); /* one after the other would take 8 s */
+}
+
 static void test_pauses(void **state)
 {
     (void)state;
@@ -571,6 +634,17 @@ static void test_hang(void **state)
     r = post_messages(stream_req, 0);
     assert_int_equal(r->status, 200);
     resp_free(r);
+    /* Both hangs ended when their clients left (the one before the headers within ~100 ms). */
+    long open = -1;
+    for (int i = 0; i < 50 && open != 0; i++) {
+        usleep(20 * 1000);
+        r = http("GET", srv.addr, "/_mock/stats", NULL, 0, NULL, 0);
+        json_t *st = body_json(r);
+        open = (long)cgw_json_int(st, "open_streams", -1);
+        json_decref(st);
+        resp_free(r);
+    }
+    assert_int_equal(open, 0);
 }
 
 static void test_cut(void **state)
@@ -648,6 +722,23 @@ static void test_marker_selection(void **state)
     assert_int_equal(json_integer_value(json_object_get(by_turn, "second")), 2);
     assert_null(json_object_get(by_turn, "also"));
     json_decref(st);
+    resp_free(r);
+}
+
+static void test_when_exhausted_cycle_and_repeat(void **state)
+{
+    (void)state;
+    load_script("{\"when_exhausted\":\"cycle\",\"turns\":[{\"text\":\"a\",\"repeat\":2},"
+                "{\"text\":\"b\"}]}");
+    const char *want[] = {"a", "a", "b", "a", "a", "b"};
+    for (size_t i = 0; i < 6; i++) {
+        resp_t *r = post_messages(ask("go", false), 0);
+        assert_string_equal(answer_text(r), want[i]);
+        resp_free(r);
+    }
+    load_script("[]"); /* nothing to serve: every request is told so */
+    resp_t *r = post_messages(ask("go", false), 0);
+    assert_api_error(r, 500, "api_error", "mock-api: script exhausted after 0 turns");
     resp_free(r);
 }
 
@@ -756,6 +847,20 @@ static void test_body_checks(void **state)
         {"{\"model\":\"m\",\"max_tokens\":1,\"stream\":\"yes\",\"messages\":[{\"role\":\"user\","
          "\"content\":\"x\"}]}",
          "stream: Input should be a valid boolean"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"on\"},\"messages\":"
+         "[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\"},\"messages\":"
+         "[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking.enabled.budget_tokens: Field required"},
+        {"{\"model\":\"m\",\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\","
+         "\"budget_tokens\":512},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"},
+        {"{\"model\":\"m\",\"max_tokens\":2048,\"thinking\":{\"type\":\"enabled\","
+         "\"budget_tokens\":2048},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+         "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+         "#max-tokens-and-context-window-size"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         resp_t *r = post_messages(cases[i].body, 0);
@@ -769,6 +874,32 @@ static void test_body_checks(void **state)
         }
         resp_free(r);
     }
+}
+
+static void test_thinking_budget_with_interleaved_beta(void **state)
+{
+    (void)state;
+    load_script("{\"when_exhausted\":\"cycle\",\"turns\":[{\"text\":\"ok\"}]}");
+    const char *body =
+        "{\"model\":\"m\",\"max_tokens\":2048,\"thinking\":{\"type\":\"enabled\","
+        "\"budget_tokens\":8000},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    /* The budget may exceed max_tokens with interleaved thinking, matched as a whole token. */
+    const char *interleaved[] = {"x-api-key: k-0123456789", "anthropic-version: 2023-06-01",
+                                 "anthropic-beta: oauth-2025-04-20,interleaved-thinking-2025-05-14",
+                                 NULL};
+    resp_t *r = http("POST", srv.addr, "/v1/messages", body, -1, interleaved, 0);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
+    const char *lookalike[] = {"x-api-key: k-0123456789", "anthropic-version: 2023-06-01",
+                               "anthropic-beta: interleaved-thinking-2025-05-14b", NULL};
+    r = http("POST", srv.addr, "/v1/messages", body, -1, lookalike, 0);
+    assert_api_error(r, 400, "invalid_request_error", NULL);
+    resp_free(r);
+    const char *adaptive = "{\"model\":\"m\",\"max_tokens\":10,\"thinking\":{\"type\":"
+                           "\"adaptive\"},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    r = post_messages(adaptive, 0);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
 }
 
 static void test_tool_result_check(void **state)
@@ -906,6 +1037,27 @@ static void test_stats_requests_reset(void **state)
     resp_free(r);
     r = post_messages(ask("after reset", false), 0); /* back at the first turn */
     assert_string_equal(answer_text(r), "a");
+    resp_free(r);
+}
+
+static void test_request_log_bounded(void **state)
+{
+    (void)state;
+    resp_free(http("POST", srv.addr, "/_mock/reset", "", 0, NULL, 0));
+    for (int i = 0; i < 1005; i++) {
+        resp_free(post_messages("x", 0)); /* refused, but recorded */
+    }
+    resp_t *r = http("GET", srv.addr, "/_mock/requests", NULL, 0, NULL, 0);
+    json_t *reqs = body_json(r);
+    assert_int_equal(json_array_size(reqs), 1000); /* the oldest went first */
+    assert_int_equal(cgw_json_int(json_array_get(reqs, 0), "seq", 0), 6);
+    assert_int_equal(cgw_json_int(json_array_get(reqs, 999), "body_bytes", 0), 1);
+    json_decref(reqs);
+    resp_free(r);
+    r = http("GET", srv.addr, "/_mock/stats", NULL, 0, NULL, 0);
+    json_t *st = body_json(r);
+    assert_int_equal(cgw_json_int(st, "total", 0), 1005);
+    json_decref(st);
     resp_free(r);
 }
 
@@ -1059,7 +1211,7 @@ static void test_oversized_body(void **state)
     r = http("POST", s.addr, "/v1/messages", stream_req, -1, wrong, 0);
     assert_api_error(r, 401, "authentication_error", "invalid x-api-key");
     resp_free(r);
-    assert_int_equal(server_stop(&s), 0);
+    assert_int_equal(server_stop_with(&s, SIGINT), 0); /* Ctrl-C ends it cleanly too */
 }
 
 static void test_bad_command_lines(void **state)
@@ -1121,18 +1273,22 @@ int main(void)
         cmocka_unit_test(test_redacted_thinking),
         cmocka_unit_test(test_multi_tool_use),
         cmocka_unit_test(test_pauses),
+        cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_error_event_mid_stream),
         cmocka_unit_test(test_hang),
         cmocka_unit_test(test_cut),
         cmocka_unit_test(test_marker_selection),
+        cmocka_unit_test(test_when_exhausted_cycle_and_repeat),
         cmocka_unit_test(test_marker_in_tool_result),
         cmocka_unit_test(test_non_streaming_message),
         cmocka_unit_test(test_auth_and_version),
         cmocka_unit_test(test_body_checks),
+        cmocka_unit_test(test_thinking_budget_with_interleaved_beta),
         cmocka_unit_test(test_tool_result_check),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_stats_requests_reset),
+        cmocka_unit_test(test_request_log_bounded),
         cmocka_unit_test(test_replay_sse),
         cmocka_unit_test(test_replay_capture),
         cmocka_unit_test(test_replay_exchanges),

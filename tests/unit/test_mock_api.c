@@ -486,7 +486,7 @@ static void test_check_body(void **state)
                      "\"f\",\"input\":{}}]},"
                      "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
                      "\"a\"},{\"type\":\"tool_result\",\"tool_use_id\":\"b\"}]}]}";
-    assert_int_equal(cgw__mock_check_body(ok, strlen(ok), issued, &parsed, &rej), 0);
+    assert_int_equal(cgw__mock_check_body(ok, strlen(ok), issued, NULL, &parsed, &rej), 0);
     assert_non_null(parsed);
     char *text = cgw__mock_last_user_text(parsed);
     assert_string_equal(text, "");
@@ -496,15 +496,15 @@ static void test_check_body(void **state)
     /* Missing signature counts as invalid; NULL body is a JSON error. */
     const char *nosig = "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\","
                         "\"content\":[{\"type\":\"thinking\",\"thinking\":\"thought\"}]}]}";
-    assert_int_equal(cgw__mock_check_body(nosig, strlen(nosig), issued, &parsed, &rej), -1);
+    assert_int_equal(cgw__mock_check_body(nosig, strlen(nosig), issued, NULL, &parsed, &rej), -1);
     assert_null(parsed);
     assert_string_equal(rej.message,
                         "messages.0.content.0: Invalid `signature` in `thinking` block");
-    assert_int_equal(cgw__mock_check_body(NULL, 0, issued, &parsed, &rej), -1);
+    assert_int_equal(cgw__mock_check_body(NULL, 0, issued, NULL, &parsed, &rej), -1);
     assert_int_equal(rej.status, 400);
     assert_true(strncmp(rej.message, "The request body is not valid JSON: ", 36) == 0);
     const char *trailing = "{\"model\":\"m\"} x";
-    assert_int_equal(cgw__mock_check_body(trailing, strlen(trailing), issued, &parsed, &rej), -1);
+    assert_int_equal(cgw__mock_check_body(trailing, strlen(trailing), issued, NULL, &parsed, &rej), -1);
     assert_non_null(strstr(rej.message, "line 1"));
     json_decref(issued);
 }
