@@ -113,8 +113,8 @@ static double own_cpu_ms(pid_t pid)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) != 2) {
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
         return 0;
     }
     return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
@@ -298,8 +298,10 @@ static void write_scripts(const paths_t *p)
                "\"chunks\":2}]}]}");
     /* (c): stamped deltas, one every PACE_MS. */
     f = fopen((snprintf(path, sizeof(path), "%s/paced.json", p->tmp), path), "w");
-    fprintf(f, "{\"when_exhausted\":\"repeat_last\",\"turns\":[{\"delay_ms\":%d,\"content\":"
-               "[{\"type\":\"text\",\"deltas\":[", PACE_MS);
+    fprintf(f,
+            "{\"when_exhausted\":\"repeat_last\",\"turns\":[{\"delay_ms\":%d,\"content\":"
+            "[{\"type\":\"text\",\"deltas\":[",
+            PACE_MS);
     for (int i = 0; i < PACED_DELTAS; i++) {
         fprintf(f, "%s\"{{mock_write_us}} token%d \"", i ? "," : "", i);
     }
@@ -341,8 +343,8 @@ static sample_t run_scenario(const paths_t *p, scenario_t *sc, int client)
         argv[n++] = "node";
         argv[n++] = p->peer;
     }
-    const char *common[] = {"--prompt", sc->prompt, "--base-url", sc->url, "--output", "jsonl",
-                      "--sessions", sessions};
+    const char *common[] = {"--prompt", sc->prompt, "--base-url", sc->url,
+                            "--output", "jsonl",    "--sessions", sessions};
     for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++) {
         argv[n++] = common[i];
     }
@@ -398,8 +400,9 @@ static void find_paths(paths_t *p)
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
-    int only = argc > 2 ? (strcmp(argv[2], "c") == 0 ? C_CLIENT
-                           : strcmp(argv[2], "node") == 0 ? NODE_CLIENT : -1)
+    int only = argc > 2 ? (strcmp(argv[2], "c") == 0      ? C_CLIENT
+                           : strcmp(argv[2], "node") == 0 ? NODE_CLIENT
+                                                          : -1)
                         : -1;
     rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
     signal(SIGPIPE, SIG_IGN);
@@ -420,12 +423,20 @@ int main(int argc, char **argv)
         return 1;
     }
     static scenario_t sc[3] = {
-        {.name = "(a) 1 session, 2,000 deltas", .script = "text.json", .prompt = "bench-text",
+        {.name = "(a) 1 session, 2,000 deltas",
+         .script = "text.json",
+         .prompt = "bench-text",
          .sessions = 1},
-        {.name = "(b) 100 sessions, tools", .script = "tools.json",
-         .prompt = "bench-tools please", .sessions = TOOL_SESSIONS, .mcp = true},
-        {.name = "(c) paced deltas", .script = "paced.json", .prompt = "bench-paced",
-         .sessions = 1, .latency = true},
+        {.name = "(b) 100 sessions, tools",
+         .script = "tools.json",
+         .prompt = "bench-tools please",
+         .sessions = TOOL_SESSIONS,
+         .mcp = true},
+        {.name = "(c) paced deltas",
+         .script = "paced.json",
+         .prompt = "bench-paced",
+         .sessions = 1,
+         .latency = true},
     };
     for (int i = 0; i < 3; i++) {
         char script[1200];
@@ -458,7 +469,8 @@ int main(int argc, char **argv)
         waitpid(sc[i].mock, NULL, 0);
     }
     printf("\nmedians of %d interleaved rounds; ratio = Node / claude-gateway\n\n", rounds);
-    printf("| scenario | figure | claude-gateway run | Node peer | ratio |\n|---|---|---|---|---|\n");
+    printf(
+        "| scenario | figure | claude-gateway run | Node peer | ratio |\n|---|---|---|---|---|\n");
     row(&sc[0], rounds, "wall time", offsetof(sample_t, wall_ms), "ms", only);
     row(&sc[0], rounds, "peak RSS", offsetof(sample_t, rss_mb), "MB", only);
     row(&sc[0], rounds, "start to first delta", offsetof(sample_t, first_ms), "ms", only);

@@ -89,7 +89,8 @@ int main(void)
     const cgw_tool_def_t greet_def = {
         .name = "greet",
         .description = "Greet someone",
-        .input_schema_json = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}",
+        .input_schema_json =
+            "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}",
         .sync_handler = greet,
     };
     rc = rc == CGW_OK ? cgw_dispatcher_new(ctx, &dopts, &dispatcher) : rc;

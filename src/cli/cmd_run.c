@@ -59,35 +59,37 @@ struct run_main {
     cgw__run_out_t out;
     session_t *sessions;
     int n_done, n_ok;
+    struct event *stdout_lost; /* activated when writing to stdout fails */
     bool mcp_started, interrupted;
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: claude-gateway run --prompt TEXT [options]\n\n"
-            "Runs the agent loop on one prompt and prints its events as they happen. The model\n"
-            "gets the tools of the configured MCP servers and a local tool `greet`.\n\n"
-            "  --prompt TEXT            the user message (required)\n"
-            "  --system TEXT            system prompt\n"
-            "  --model M                model (default claude-sonnet-4-6)\n"
-            "  --max-turns N            at most N model calls per run (default: no limit)\n"
-            "  --base-url URL           API root (default $ANTHROPIC_BASE_URL, else the API)\n"
-            "  --mcp-config FILE        also read the \"mcpServers\" of FILE (besides ~/.claude.json\n"
-            "                           and ./.mcp.json, as Claude Code does)\n"
-            "  --strict-mcp-config      read only --mcp-config FILE\n"
-            "  --allowed-servers a,b    start only these MCP servers\n"
-            "  --approve all|none|ask   run every tool (default), deny every tool, or ask on the\n"
-            "                           terminal (without a terminal on stdin: deny, with a note;\n"
-            "                           \"always\" holds for every session of this process)\n"
-            "  --output jsonl|text      one EventLog entry per line (default), or text for a person\n"
-            "  --sessions N             run N independent conversations concurrently (default 1);\n"
-            "                           jsonl lines then carry \"session\" (1..N)\n"
-            "  --log-level LEVEL        trace, debug, info, warn, error, off (default warn)\n\n"
-            "Credentials: $ANTHROPIC_API_KEY (x-api-key), else $ANTHROPIC_AUTH_TOKEN (Bearer).\n"
-            "Without one, the run answers with the stub text of the original.\n"
-            "Exit status: 0 when every run reached stream_complete, 1 otherwise, 2 on a usage or\n"
-            "configuration error, 130 when interrupted.\n");
+    fprintf(
+        out,
+        "usage: claude-gateway run --prompt TEXT [options]\n\n"
+        "Runs the agent loop on one prompt and prints its events as they happen. The model\n"
+        "gets the tools of the configured MCP servers and a local tool `greet`.\n\n"
+        "  --prompt TEXT            the user message (required)\n"
+        "  --system TEXT            system prompt\n"
+        "  --model M                model (default claude-sonnet-4-6)\n"
+        "  --max-turns N            at most N model calls per run (default: no limit)\n"
+        "  --base-url URL           API root (default $ANTHROPIC_BASE_URL, else the API)\n"
+        "  --mcp-config FILE        also read the \"mcpServers\" of FILE (besides ~/.claude.json\n"
+        "                           and ./.mcp.json, as Claude Code does)\n"
+        "  --strict-mcp-config      read only --mcp-config FILE\n"
+        "  --allowed-servers a,b    start only these MCP servers\n"
+        "  --approve all|none|ask   run every tool (default), deny every tool, or ask on the\n"
+        "                           terminal (without a terminal on stdin: deny, with a note;\n"
+        "                           \"always\" holds for every session of this process)\n"
+        "  --output jsonl|text      one EventLog entry per line (default), or text for a person\n"
+        "  --sessions N             run N independent conversations concurrently (default 1);\n"
+        "                           jsonl lines then carry \"session\" (1..N)\n"
+        "  --log-level LEVEL        trace, debug, info, warn, error, off (default warn)\n\n"
+        "Credentials: $ANTHROPIC_API_KEY (x-api-key), else $ANTHROPIC_AUTH_TOKEN (Bearer).\n"
+        "Without one, the run answers with the stub text of the original.\n"
+        "Exit status: 0 when every run reached stream_complete, 1 otherwise, 2 on a usage or\n"
+        "configuration error, 130 when interrupted.\n");
 }
 
 static int bad(const char *fmt, ...) CGW_PRINTF(1, 2);
@@ -119,7 +121,7 @@ static int split_allowed(run_args_t *a, const char *list)
 {
     cgw_free(a->allowed_copy);
     if ((a->allowed_copy = cgw__strdup(list)) == NULL) {
-        return bad("%s", "out of memory");
+        return bad("out of memory");
     }
     a->n_allowed = 0;
     a->has_allowed = true;
@@ -127,7 +129,7 @@ static int split_allowed(run_args_t *a, const char *list)
     for (char *t = strtok_r(a->allowed_copy, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
         if (a->n_allowed == MAX_ALLOWED) {
-            return bad("--allowed-servers: more than %s names", "64");
+            return bad("--allowed-servers: more than %d names", MAX_ALLOWED);
         }
         a->allowed[a->n_allowed++] = t;
     }
@@ -153,22 +155,39 @@ static int parse_one(run_args_t *a, int c, const char *v)
     static const char *const formats[] = {"jsonl", "text", NULL};
     int n = 0, rc = -1;
     switch (c) {
-    case 'p': a->prompt = v; return -1;
-    case 's': a->system = v; return -1;
-    case 'm': a->model = v; return -1;
-    case 'b': a->base_url = v; return -1;
-    case 'c': a->mcp_config = v; return -1;
-    case 'S': a->strict = true; return -1;
-    case 'l': a->log_level = v; return -1;
-    case 'A': return split_allowed(a, v);
+    case 'p':
+        a->prompt = v;
+        return -1;
+    case 's':
+        a->system = v;
+        return -1;
+    case 'm':
+        a->model = v;
+        return -1;
+    case 'b':
+        a->base_url = v;
+        return -1;
+    case 'c':
+        a->mcp_config = v;
+        return -1;
+    case 'S':
+        a->strict = true;
+        return -1;
+    case 'l':
+        a->log_level = v;
+        return -1;
+    case 'A':
+        return split_allowed(a, v);
     case 't':
-        return parse_int(v, 1, INT_MAX, &a->max_turns) ? -1
-                                                        : bad("--max-turns: '%s' is not a "
-                                                              "whole number >= 1", v);
+        if (!parse_int(v, 1, INT_MAX, &a->max_turns)) {
+            return bad("--max-turns: '%s' is not a whole number >= 1", v);
+        }
+        return -1;
     case 'n':
-        return parse_int(v, 1, MAX_SESSIONS, &a->sessions)
-                   ? -1
-                   : bad("--sessions: '%s' is not a whole number from 1 to 100000", v);
+        if (!parse_int(v, 1, MAX_SESSIONS, &a->sessions)) {
+            return bad("--sessions: '%s' is not a whole number from 1 to 100000", v);
+        }
+        return -1;
     case 'a':
         rc = parse_choice("--approve", v, approve, &n);
         a->approve = (cgw__run_approve_t)n;
@@ -177,8 +196,12 @@ static int parse_one(run_args_t *a, int c, const char *v)
         rc = parse_choice("--output", v, formats, &n);
         a->format = (cgw__run_format_t)n;
         return rc;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'h':
+        usage(stdout);
+        return 0;
+    default:
+        usage(stderr);
+        return 2;
     }
 }
 
@@ -244,8 +267,8 @@ static int load_mcp_config(const run_args_t *a, cgw_mcp_config_t **cfg)
     cgw_error_clear(&err);
     int rc = cgw_mcp_config_load(&o, cfg, &err);
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway run: %s\n", err.message[0] ? err.message
-                                                                  : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway run: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -286,8 +309,8 @@ static int start_mcp(run_main_t *m)
         rc = cgw_ctx_run(m->ctx);
     }
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway run: MCP: %s\n", err.message[0] ? err.message
-                                                                       : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway run: MCP: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -311,8 +334,8 @@ static int make_client(run_main_t *m)
         return CGW_OK;
     }
     if (rc != CGW_OK) {
-        fprintf(stderr, "claude-gateway run: %s\n", err.message[0] ? err.message
-                                                                  : cgw_strerror(rc));
+        fprintf(stderr, "claude-gateway run: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     return rc;
 }
@@ -348,8 +371,11 @@ static void on_run_done(cgw_runner_t *runner, const cgw_run_result_t *result, vo
 static int session_start(run_main_t *m, session_t *s, int index)
 {
     static const cgw_tool_def_t greet_def = {
-        "greet", "Greet someone",
-        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}", NULL, greet,
+        "greet",
+        "Greet someone",
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}}}",
+        NULL,
+        greet,
         NULL};
     char sid[32];
     snprintf(sid, sizeof(sid), "run-%d", index);
@@ -402,6 +428,15 @@ static void session_free(session_t *s)
     cgw__run_view_finish(&s->view);
 }
 
+static void cancel_all(run_main_t *m)
+{
+    for (int i = 0; i < m->a->sessions; i++) {
+        if (m->sessions[i].runner != NULL && cgw_runner_running(m->sessions[i].runner)) {
+            cgw_runner_cancel(m->sessions[i].runner);
+        }
+    }
+}
+
 /* SIGINT / SIGTERM: cancel every run; each ends with its error event and the loop stops. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -409,11 +444,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     run_main_t *m = arg;
     m->interrupted = true;
-    for (int i = 0; i < m->a->sessions; i++) {
-        if (m->sessions[i].runner != NULL && cgw_runner_running(m->sessions[i].runner)) {
-            cgw_runner_cancel(m->sessions[i].runner);
-        }
-    }
+    cancel_all(m);
+}
+
+/* stdout is gone (a closed pipe): nobody reads the events any more, so stop the runs (from the
+ * loop, not from inside the append that noticed). */
+static void on_stdout_lost(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cancel_all(arg);
+}
+
+static void stdout_lost(void *user)
+{
+    run_main_t *m = user;
+    event_active(m->stdout_lost, EV_TIMEOUT, 0);
 }
 
 static int run_sessions(run_main_t *m)
@@ -426,12 +472,13 @@ static int run_sessions(run_main_t *m)
         fprintf(stderr, "claude-gateway run: cannot install signal handlers\n");
     }
     int rc = CGW_OK, started = 0;
-    for (int i = 0; i < m->a->sessions && rc == CGW_OK; i++, started++) {
-        rc = session_start(m, &m->sessions[i], i + 1);
+    while (started < m->a->sessions && rc == CGW_OK) {
+        rc = session_start(m, &m->sessions[started], started + 1);
+        started += rc == CGW_OK;
     }
-    if (rc != CGW_OK) { /* the sessions already started still count: let them end */
-        m->n_done += m->a->sessions - started + 1;
-    }
+    /* After a failed start the sessions already running end normally; the others count as
+     * ended (and failed). */
+    m->n_done += m->a->sessions - started;
     while (m->n_done < m->a->sessions && cgw_ctx_run(m->ctx) == CGW_OK) {
     }
     if (sigint != NULL) {
@@ -443,7 +490,7 @@ static int run_sessions(run_main_t *m)
     if (m->interrupted) {
         return 130;
     }
-    return rc == CGW_OK && m->n_ok == m->a->sessions ? 0 : 1;
+    return rc == CGW_OK && m->n_ok == m->a->sessions && !m->out.lost ? 0 : 1;
 }
 
 static int run_main(run_main_t *m)
@@ -463,15 +510,21 @@ static int run_main(run_main_t *m)
     m->out.multi = m->a->sessions > 1;
     m->out.color = isatty(STDOUT_FILENO) == 1;
     m->out.prompts = m->a->approve == CGW_RUN_APPROVE_ASK && isatty(STDIN_FILENO) == 1;
+    m->out.on_lost = stdout_lost;
+    m->out.on_lost_user = m;
     m->sessions = cgw__calloc((size_t)m->a->sessions, sizeof(*m->sessions));
     if (m->sessions != NULL && cgw_ctx_new(&co, &m->ctx) == CGW_OK &&
+        (m->stdout_lost = event_new(cgw_ctx_base(m->ctx), -1, 0, on_stdout_lost, m)) != NULL &&
         cgw__run_approver_new(m->ctx, m->a->approve, &m->approver) == CGW_OK &&
-        cgw_approvals_new(m->ctx, &m->approvals) == CGW_OK &&
-        make_client(m) == CGW_OK && start_mcp(m) == CGW_OK) {
+        cgw_approvals_new(m->ctx, &m->approvals) == CGW_OK && make_client(m) == CGW_OK &&
+        start_mcp(m) == CGW_OK) {
         status = run_sessions(m);
     }
     for (int i = 0; m->sessions != NULL && i < m->a->sessions; i++) {
         session_free(&m->sessions[i]);
+    }
+    if (m->stdout_lost != NULL) {
+        event_free(m->stdout_lost);
     }
     cgw_approvals_free(m->approvals);
     cgw__run_approver_free(m->approver);
@@ -487,6 +540,9 @@ static int run_main(run_main_t *m)
 
 int cgw__cmd_run(int argc, char **argv)
 {
+    /* A reader that goes away shows up as a failed write (handled: the runs are stopped and
+     * the MCP servers shut down), not as a signal that would leave them running. */
+    signal(SIGPIPE, SIG_IGN);
     run_args_t a;
     memset(&a, 0, sizeof(a));
     int rc = parse_args(argc, argv, &a);

@@ -146,8 +146,8 @@ int cgw__run_approver_new(cgw_ctx_t *ctx, cgw__run_approve_t mode, cgw__run_appr
     ap->mode = mode;
     ap->tty = isatty(STDIN_FILENO) == 1;
     if (mode == CGW_RUN_APPROVE_ASK && ap->tty) {
-        ap->stdin_ev = event_new(cgw_ctx_base(ctx), STDIN_FILENO, EV_READ | EV_PERSIST, on_stdin,
-                                 ap);
+        ap->stdin_ev =
+            event_new(cgw_ctx_base(ctx), STDIN_FILENO, EV_READ | EV_PERSIST, on_stdin, ap);
         if (ap->stdin_ev == NULL) {
             cgw_free(ap);
             return CGW_ENOMEM;

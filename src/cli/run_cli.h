@@ -22,16 +22,19 @@ typedef struct cgw__run_out {
     bool color;    /* stdout is a terminal: thinking dimmed, errors highlighted */
     bool prompts;  /* approvals are asked on the terminal: the prompt says it all */
     cgw_buf_t tmp; /* scratch for one jsonl line */
+    bool lost;     /* a write failed (closed pipe, full disk): nothing more is written */
+    void (*on_lost)(void *user); /* told once, from inside the append that failed */
+    void *on_lost_user;
 } cgw__run_out_t;
 
 /* What the text renderer remembers about one session. */
 typedef struct cgw__run_view {
     cgw__run_out_t *out;
-    int index;          /* 1-based session number */
-    cgw_buf_t line;     /* --sessions > 1: the session's unfinished line */
-    bool mid_line;      /* --sessions 1: the cursor is not at the start of a line */
-    bool thinking;      /* the open line is thinking (dimmed) */
-    bool completed;     /* stream_complete was seen */
+    int index;      /* 1-based session number */
+    cgw_buf_t line; /* --sessions > 1: the session's unfinished line */
+    bool mid_line;  /* --sessions 1: the cursor is not at the start of a line */
+    bool thinking;  /* the open line is thinking (dimmed) */
+    bool completed; /* stream_complete was seen */
 } cgw__run_view_t;
 
 /* Writes one EventLog entry (jsonl: its stored bytes, prefixed with "session" when needed;

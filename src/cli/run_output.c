@@ -137,15 +137,15 @@ static void text_delta(cgw__run_view_t *v, const json_t *ev, bool thinking)
     put(v, json_string_value(t) != NULL ? json_string_value(t) : "", json_string_length(t));
 }
 
-static void tool_use(cgw__run_view_t *v, const json_t *ev, const char *tag)
+static void tool_use(cgw__run_view_t *v, const json_t *ev)
 {
     start_line(v);
-    put_fmt(v, "%s→ %s [%s] ", tag, cgw_json_str(ev, "tool_name", "?"), server_of(ev));
+    put_fmt(v, "→ %s [%s] ", cgw_json_str(ev, "tool_name", "?"), server_of(ev));
     put_short_json(v, json_object_get(ev, "tool_input"));
     puts_(v, "\n");
 }
 
-static void tool_result(cgw__run_view_t *v, const json_t *ev, const char *tag)
+static void tool_result(cgw__run_view_t *v, const json_t *ev)
 {
     const json_t *err = json_object_get(ev, "error");
     bool is_error = json_is_true(json_object_get(ev, "is_error"));
@@ -153,7 +153,7 @@ static void tool_result(cgw__run_view_t *v, const json_t *ev, const char *tag)
     if (is_error) {
         color(v, RED);
     }
-    put_fmt(v, "%s%s %s [%s] %lld ms: ", tag, is_error ? "✗" : "←", cgw_json_str(ev, "tool_name", "?"),
+    put_fmt(v, "%s %s [%s] %lld ms: ", is_error ? "✗" : "←", cgw_json_str(ev, "tool_name", "?"),
             server_of(ev), (long long)cgw_json_int(ev, "duration_ms", 0));
     if (json_is_object(err)) {
         put_fmt(v, "%s: %.200s", cgw_json_str(err, "code", "error"),
@@ -189,24 +189,12 @@ static void stream_complete(cgw__run_view_t *v, const json_t *ev)
 static void render_text(cgw__run_view_t *v, const json_t *ev)
 {
     const char *type = cgw_json_str(ev, "type", "");
-    const char *agent = cgw_json_str(ev, "agent_id", NULL);
-    if (agent != NULL) {
-        /* A sub-agent: its tool calls and its end are shown, its prose stays in its result. */
-        char tag[96];
-        snprintf(tag, sizeof(tag), "  (%.80s) ", agent);
-        if (strcmp(type, "tool_use") == 0) {
-            tool_use(v, ev, tag);
-        } else if (strcmp(type, "tool_result") == 0) {
-            tool_result(v, ev, tag);
-        }
-        return;
-    }
     if (strcmp(type, "text_delta") == 0 || strcmp(type, "thinking_delta") == 0) {
         text_delta(v, ev, type[1] == 'h');
     } else if (strcmp(type, "tool_use") == 0) {
-        tool_use(v, ev, "");
+        tool_use(v, ev);
     } else if (strcmp(type, "tool_result") == 0) {
-        tool_result(v, ev, "");
+        tool_result(v, ev);
     } else if (strcmp(type, "tool_approval_request") == 0 && !v->out->prompts) {
         start_line(v);
         put_fmt(v, "? %s needs approval\n", cgw_json_str(ev, "tool_name", "?"));
@@ -230,17 +218,26 @@ static void render_text(cgw__run_view_t *v, const json_t *ev)
 
 void cgw__run_render(cgw__run_view_t *v, const cgw_eventlog_entry_t *entry, const json_t *event)
 {
-    if (v->out->format == CGW_RUN_OUT_JSONL) {
+    cgw__run_out_t *o = v->out;
+    if (o->lost) {
+        return;
+    }
+    if (o->format == CGW_RUN_OUT_JSONL) {
         write_jsonl(v, entry);
     } else {
         render_text(v, event);
     }
-    fflush(v->out->fp);
+    if (fflush(o->fp) != 0 || ferror(o->fp)) {
+        o->lost = true;
+        if (o->on_lost != NULL) {
+            o->on_lost(o->on_lost_user);
+        }
+    }
 }
 
 void cgw__run_view_finish(cgw__run_view_t *v)
 {
-    if (v->out != NULL && v->out->format == CGW_RUN_OUT_TEXT) {
+    if (v->out != NULL && v->out->format == CGW_RUN_OUT_TEXT && !v->out->lost) {
         start_line(v);
         fflush(v->out->fp);
     }

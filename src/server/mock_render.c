@@ -116,13 +116,7 @@ static int add_frame(struct planner *pl, const char *event, const json_t *data, 
         cgw_buf_free(&b);
         return rc;
     }
-    rc = push_frame(pl, &b, delay_ms);
-    if (rc == CGW_OK && strcmp(event, "content_block_delta") == 0) {
-        cgw__mock_frame_t *f = &pl->plan->frames[pl->plan->nframes - 1];
-        const char *m = memmem(f->bytes, f->len, CGW_MOCK_STAMP, strlen(CGW_MOCK_STAMP));
-        f->stamp_at = m != NULL ? (long)(m - f->bytes) : -1;
-    }
-    return rc;
+    return push_frame(pl, &b, delay_ms);
 }
 
 /* Adds a frame and steals `data`. */
@@ -197,6 +191,11 @@ static int add_delta(struct planner *pl, size_t index, const char *type, const c
         return rc;
     }
     rc = push_frame(pl, &b, delay_ms);
+    if (rc == CGW_OK && memmem(s, len, CGW_MOCK_STAMP, strlen(CGW_MOCK_STAMP)) != NULL) {
+        cgw__mock_frame_t *f = &pl->plan->frames[pl->plan->nframes - 1];
+        const char *m = memmem(f->bytes, f->len, CGW_MOCK_STAMP, strlen(CGW_MOCK_STAMP));
+        f->stamp_at = m != NULL ? (long)(m - f->bytes) : -1;
+    }
     count_delta(pl);
     return rc;
 }

@@ -140,8 +140,7 @@ static void send_stamped(cgw__mock_stream_t *st, const cgw__mock_frame_t *f)
 {
     size_t mlen = strlen(CGW_MOCK_STAMP), at = (size_t)f->stamp_at;
     char digits[32];
-    int n = snprintf(digits, sizeof(digits), "%016" PRIu64,
-                     (uint64_t)(cgw__wall_time() * 1e6));
+    int n = snprintf(digits, sizeof(digits), "%016" PRIu64, (uint64_t)(cgw__wall_time() * 1e6));
     cgw_buf_t b = CGW_BUF_INIT;
     if (cgw_buf_append(&b, f->bytes, at) == CGW_OK &&
         cgw_buf_append(&b, digits, (size_t)n) == CGW_OK &&

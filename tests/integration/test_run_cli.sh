@@ -108,6 +108,21 @@ ANTHROPIC_BASE_URL="$URL" run --prompt hi
 expect_rc 0
 grep -q '"type":"stream_complete"' "$OUT" || fail "ANTHROPIC_BASE_URL not used"
 
+CASE=mock-write-stamps
+# The mock option the benchmark's latency figure relies on: {{mock_write_us}} in a delta
+# becomes the wall-clock microsecond of that frame's write, before the client appended it.
+mock '{"turns": [{"content": [{"type": "text", "deltas": ["{{mock_write_us}} a", "b {{mock_write_us}}"]}]}]}'
+run --prompt hi --base-url "$URL"
+expect_rc 0
+check '
+const d = lines.filter((l) => l.event.type === "text_delta");
+assert(d.length === 2 && /^[0-9]{16} a$/.test(d[0].event.text) && /^b [0-9]{16}$/.test(d[1].event.text),
+       "stamped texts");
+for (const l of d) {
+    const us = Number(l.event.text.match(/[0-9]{16}/)[0]);
+    assert(us <= l.ts * 1e6 + 1 && l.ts * 1e6 - us < 5e6, "stamp before the append, and recent");
+}'
+
 CASE=jsonl-tools
 mock "$TOOLS_SCRIPT"
 run --prompt "use the tools" --base-url "$URL" --mcp-config mcp.json --system "Be brief."
@@ -159,6 +174,20 @@ grep -q '^Echo said ping; Ada was greeted\.$' "$OUT" || fail "final text"
 grep -Eq '^— 2 turns, 300 input \+ 30 output tokens \(cache: 50 read, 0 written\), ~\$[0-9.]+ \(end_turn\)$' "$OUT" ||
     fail "final line: $(tail -1 "$OUT")"
 if grep -q $'\x1b' "$OUT"; then fail "ANSI codes without a terminal"; fi
+
+CASE=text-retry-long-result
+# A 529 first (retried: one line says so), then a tool whose result is cut to one short line.
+LONG=$(printf 'x%.0s' $(seq 150))
+mock '{"turns": [
+ {"status": 529, "headers": {"retry-after-ms": "5", "retry-after": null}},
+ {"content": [{"type": "tool_use", "name": "echo", "input": {"message": "'"$LONG"'"}}]},
+ {"text": "done"}]}'
+run --prompt hi --base-url "$URL" --mcp-config mcp.json --output text
+expect_rc 0
+grep -q '^↻ retrying (attempt 1): ' "$OUT" || fail "no retry line: $(cat "$OUT")"
+grep -Eq '^← echo \[everything\] [0-9]+ ms: \{"text":"Echo: xxxx+…$' "$OUT" || fail "long result line"
+[ "$(grep '^← echo' "$OUT" | wc -c)" -lt 160 ] || fail "result line not cut"
+grep -q '^→ echo \[everything\] {"message":"xxx*…$' "$OUT" || fail "long input line"
 
 CASE=sessions
 mock "$SESSIONS_SCRIPT"
@@ -258,6 +287,16 @@ check '
 const er = events.find((e) => e.type === "tool_result" && e.tool_call_id === "toolu_echo");
 assert(er && er.is_error && er.error.code === "unknown_tool", "echo must be unknown");'
 
+CASE=failed-server
+# A server that cannot start is reported on stderr and left out; the run goes on.
+cat > broken.json <<'JSON'
+{"mcpServers": {"broken": {"command": "sh", "args": ["-c", "echo 'no key' >&2; exit 3"]}}}
+JSON
+mock '{"when_exhausted": "repeat_last", "turns": [{"text": "fine"}]}'
+run --prompt hi --base-url "$URL" --mcp-config broken.json --strict-mcp-config
+expect_rc 0
+grep -q 'MCP server broken: .*(its tools are left out)' "$ERR" || fail "no report: $(cat "$ERR")"
+
 CASE=stub
 run_stub() { ANTHROPIC_API_KEY='' ANTHROPIC_AUTH_TOKEN='' run "$@"; }
 run_stub --prompt "what is up" --base-url "$URL"
@@ -265,6 +304,72 @@ expect_rc 0
 check '
 const t = events.filter((e) => e.type === "text_delta").map((e) => e.text).join("");
 assert(t.startsWith("Stub response (no Anthropic credential configured). You asked: what is up"), t);'
+
+CASE=auth-token
+mock '{"when_exhausted": "repeat_last", "turns": [{"text": "ok"}]}'
+ANTHROPIC_API_KEY='' ANTHROPIC_AUTH_TOKEN=tok-123 run --prompt hi --base-url "$URL"
+expect_rc 0
+curl -s "$URL/_mock/requests" > reqs.json
+node -e '
+const h = JSON.parse(require("fs").readFileSync("reqs.json", "utf8"))[0].headers;
+const keys = Object.keys(h).map((k) => k.toLowerCase());
+if (!keys.includes("authorization") || keys.includes("x-api-key")) throw new Error(keys.join());
+' || fail "ANTHROPIC_AUTH_TOKEN not sent as Authorization"
+
+CASE=sigint-mid-stream
+# Two deltas, then the mock hangs: both lines are on stdout while the run is still going
+# (written as they happen), and SIGINT ends it with the cancelled error, exit 130.
+mock '{"turns": [{"text": "abcdef", "chunks": 3, "hang": 2}]}'
+"$BIN" run --prompt hi --base-url "$URL" > "$T/out" 2> "$T/err" &
+pid=$!
+for _ in $(seq 200); do
+    [ "$(wc -l < "$T/out")" -ge 2 ] && break
+    sleep 0.05
+done
+[ "$(wc -l < "$T/out")" = 2 ] || fail "the first deltas were not on stdout during the run"
+kill -INT "$pid"
+set +e
+wait "$pid"
+RC=$?
+set -e
+OUT=$T/out
+expect_rc 130
+check '
+const last = events[events.length - 1];
+assert(last.type === "error" && last.code === "cancelled", JSON.stringify(last));
+assert(events.filter((e) => e.type === "text_delta").map((e) => e.text).join("") === "abcd", "text");'
+
+CASE=stdout-closed
+# The reader goes away after one line: the runs are stopped at once, the MCP server is shut
+# down with them, and the exit status says the output was lost.
+MARK="cgw-run-cli-$$-$RANDOM"
+cat > mark.json <<JSON
+{"mcpServers": {"everything": {"command": "node", "env": {"CGW_RUN_MARK": "$MARK"},
+                               "args": ["$NPM/server-everything/dist/index.js"]}}}
+JSON
+mock '{"turns": [{"text": "0123456789012345678901234567890123456789", "chunks": 40, "delay_ms": 100}]}'
+start=$(date +%s%N)
+set +e
+"$BIN" run --prompt hi --base-url "$URL" --mcp-config mark.json 2> "$T/err" | head -n 1 > "$T/out"
+RC=${PIPESTATUS[0]}
+set -e
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+expect_rc 1
+[ "$elapsed_ms" -lt 3000 ] || fail "took $elapsed_ms ms: the run went on after stdout closed"
+grep -q '"type":"text_delta"' "$T/out" || fail "no first line"
+if grep -l "CGW_RUN_MARK=$MARK" /proc/[0-9]*/environ 2>/dev/null; then
+    fail "MCP server left running"
+fi
+
+CASE=sessions-text
+mock "$SESSIONS_SCRIPT"
+run --prompt "tools please" --base-url "$URL" --mcp-config mcp.json --sessions 3 --output text
+expect_rc 0
+for k in 1 2 3; do
+    grep -Eq "^\[$k\] ← greet \[local\] [0-9]+ ms: " "$OUT" || fail "session $k greet line"
+    grep -Eq "^\[$k\] — 2 turns, " "$OUT" || fail "session $k final line"
+done
+if grep -Ev '^\[[123]\] ' "$OUT"; then fail "a line without its session prefix"; fi
 
 CASE=bad-flags
 for args in "" "--prompt" "--prompt x --sessions 0" "--prompt x --sessions abc" \
