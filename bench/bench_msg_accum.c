@@ -67,11 +67,15 @@ static void build_text_stream(size_t n, bool reordered, cgw_buf_t *sse, cgw_buf_
     for (size_t i = 0; i < n; i++) {
         size_t before = payloads->len;
         if (reordered) {
-            cgw_buf_appendf(payloads, "{\"type\":\"content_block_delta\",\"delta\":{\"type\":"
-                                      "\"text_delta\",\"text\":\"%s\"},\"index\":0}", text);
+            cgw_buf_appendf(payloads,
+                            "{\"type\":\"content_block_delta\",\"delta\":{\"type\":"
+                            "\"text_delta\",\"text\":\"%s\"},\"index\":0}",
+                            text);
         } else {
-            cgw_buf_appendf(payloads, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                                      "{\"type\":\"text_delta\",\"text\":\"%s\"}}", text);
+            cgw_buf_appendf(payloads,
+                            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                            "{\"type\":\"text_delta\",\"text\":\"%s\"}}",
+                            text);
         }
         *plen = payloads->len - before;
         cgw_buf_append_str(sse, "event: content_block_delta\ndata: ");
@@ -163,8 +167,8 @@ static void bench_text(size_t n, int repeats, bool reordered)
     cgw_buf_free(&payloads);
 }
 
-static void build_tool_stream(size_t target, cgw_buf_t *sse, cgw_buf_t *payloads,
-                              size_t *nevents, size_t *input_len, cgw_buf_t *input)
+static void build_tool_stream(size_t target, cgw_buf_t *sse, cgw_buf_t *payloads, size_t *nevents,
+                              size_t *input_len, cgw_buf_t *input)
 {
     /* a JSON object whose "content" string grows to ~target bytes, cut in 48-byte fragments */
     cgw_buf_append_str(input, "{\"path\": \"/tmp/big.txt\", \"content\": \"");
@@ -174,9 +178,10 @@ static void build_tool_stream(size_t target, cgw_buf_t *sse, cgw_buf_t *payloads
     cgw_buf_append_str(input, "\"}");
     *input_len = input->len;
     cgw_buf_append_str(sse, MSG_START);
-    cgw_buf_append_str(sse, "event: content_block_start\ndata: {\"type\":\"content_block_start\","
-                            "\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_b\","
-                            "\"name\":\"write_file\",\"input\":{}}}\n\n");
+    cgw_buf_append_str(sse,
+                       "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                       "\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_b\","
+                       "\"name\":\"write_file\",\"input\":{}}}\n\n");
     json_t *frag_holder = json_object();
     for (size_t at = 0; at < input->len; at += 48) {
         size_t n = input->len - at < 48 ? input->len - at : 48;
@@ -184,8 +189,10 @@ static void build_tool_stream(size_t target, cgw_buf_t *sse, cgw_buf_t *payloads
         json_object_set_new(frag_holder, "partial_json", json_stringn(input->data + at, n));
         char *esc = json_dumps(json_object_get(frag_holder, "partial_json"), JSON_ENCODE_ANY);
         size_t before = payloads->len;
-        cgw_buf_appendf(payloads, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                                  "{\"type\":\"input_json_delta\",\"partial_json\":%s}}", esc);
+        cgw_buf_appendf(payloads,
+                        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                        "{\"type\":\"input_json_delta\",\"partial_json\":%s}}",
+                        esc);
         cgw_buf_append_char(payloads, '\0'); /* separator for the baseline */
         free(esc);
         cgw_buf_append_str(sse, "event: content_block_delta\ndata: ");
@@ -234,7 +241,8 @@ static void bench_tool(int repeats)
     printf("tool input: %.2f MB of input JSON in %zu input_json_delta events (%.1f MB of SSE)\n",
            (double)input_len / 1e6, nevents, (double)sse.len / 1e6);
     printf("  parse+decode+accumulate+final parse: %.1f MB/s of input, %.1f MB/s of SSE, "
-           "%.3f us/delta\n", (double)input_len / best / 1e6, (double)sse.len / best / 1e6,
+           "%.3f us/delta\n",
+           (double)input_len / best / 1e6, (double)sse.len / best / 1e6,
            best * 1e6 / (double)nevents);
     printf("  baseline bare json_loadb (events + final input): %.1f MB/s of input\n",
            (double)input_len / base / 1e6);

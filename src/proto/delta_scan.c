@@ -9,16 +9,18 @@
 
 static const char PREFIX[] = "{\"type\":\"content_block_delta\",\"index\":";
 
+#define TEXT_LIT ",\"delta\":{\"type\":\"text_delta\",\"text\":\""
+#define INPUT_LIT ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\""
+#define THINKING_LIT ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\""
+
 static const struct {
     const char *lit;
     size_t len;
     cgw_delta_kind_t kind;
 } KINDS[] = {
-#define K(s, k) {s, sizeof(s) - 1, k}
-    K(",\"delta\":{\"type\":\"text_delta\",\"text\":\"", CGW_DELTA_TEXT),
-    K(",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"", CGW_DELTA_INPUT),
-    K(",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"", CGW_DELTA_THINKING),
-#undef K
+    {TEXT_LIT, sizeof(TEXT_LIT) - 1, CGW_DELTA_TEXT},
+    {INPUT_LIT, sizeof(INPUT_LIT) - 1, CGW_DELTA_INPUT},
+    {THINKING_LIT, sizeof(THINKING_LIT) - 1, CGW_DELTA_THINKING},
 };
 
 static int hex4(const char *s, const char *end, uint32_t *out)
@@ -81,8 +83,8 @@ static size_t unicode_escape(const char *s, const char *end, cgw_buf_t *b)
     }
     if (cp >= 0xD800 && cp <= 0xDBFF) {
         uint32_t lo;
-        if (end - s < 10 || s[4] != '\\' || s[5] != 'u' || !hex4(s + 6, end, &lo) ||
-            lo < 0xDC00 || lo > 0xDFFF) {
+        if (end - s < 10 || s[4] != '\\' || s[5] != 'u' || !hex4(s + 6, end, &lo) || lo < 0xDC00 ||
+            lo > 0xDFFF) {
             return 0;
         }
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -128,15 +130,24 @@ static size_t utf8_len(const unsigned char *s, const unsigned char *end)
 static char simple_escape(char c)
 {
     switch (c) {
-    case '"': return '"';
-    case '\\': return '\\';
-    case '/': return '/';
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    default: return 0;
+    case '"':
+        return '"';
+    case '\\':
+        return '\\';
+    case '/':
+        return '/';
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return 0;
     }
 }
 
@@ -200,8 +211,8 @@ int cgw__delta_scan(const char *data, size_t len, cgw_delta_t *out, cgw_buf_t *s
     }
     s += plen;
     /* index: a non-negative integer without leading zeros, as JSON spells it */
-    if (s == end || *s < '0' || *s > '9' || (*s == '0' && end - s > 1 && s[1] >= '0' &&
-                                              s[1] <= '9')) {
+    if (s == end || *s < '0' || *s > '9' ||
+        (*s == '0' && end - s > 1 && s[1] >= '0' && s[1] <= '9')) {
         return 0;
     }
     uint32_t index = 0;

@@ -23,12 +23,12 @@
 typedef enum { BUF_NONE, BUF_TEXT, BUF_THINKING, BUF_INPUT } buf_kind_t;
 
 typedef struct block {
-    json_t *obj;       /* borrowed from the content array, which holds the reference */
+    json_t *obj; /* borrowed from the content array, which holds the reference */
     buf_kind_t kind;
     cgw_buf_t buf;
-    bool open;         /* started, not stopped */
-    bool dirty;        /* buf changed since the JSON field was last set */
-    bool got_input;    /* at least one input_json_delta arrived */
+    bool open;      /* started, not stopped */
+    bool dirty;     /* buf changed since the JSON field was last set */
+    bool got_input; /* at least one input_json_delta arrived */
 } block_t;
 
 typedef enum { ST_INIT, ST_STARTED, ST_STOPPED } state_t;
@@ -260,7 +260,8 @@ static int on_message_delta(cgw_msg_accum_t *a, evctx_t *ec)
     }
     const char *key;
     json_t *v;
-    json_object_foreach(delta, key, v) {
+    json_object_foreach(delta, key, v)
+    {
         /* "content" is never a message_delta field; refusing it keeps a->content valid. */
         if (strcmp(key, "content") != 0 && json_object_set(a->msg, key, v) != 0) {
             return fail(a, ec->err, CGW_ENOMEM, "out of memory");
@@ -310,8 +311,7 @@ static int on_error(cgw_msg_accum_t *a, evctx_t *ec)
 
 /* ---- block events ------------------------------------------------------------------------- */
 
-static int check_open(cgw_msg_accum_t *a, evctx_t *ec, const char *what, json_int_t i,
-                      size_t *out)
+static int check_open(cgw_msg_accum_t *a, evctx_t *ec, const char *what, json_int_t i, size_t *out)
 {
     if ((uint64_t)i >= a->nblocks || !a->blocks[i].open) {
         return fail(a, ec->err, CGW_EPROTO, "%s for index %lld, which is not an open block", what,
@@ -384,8 +384,8 @@ static int on_block_start(cgw_msg_accum_t *a, evctx_t *ec)
         return fail(a, ec->err, CGW_E2BIG, "content block %zu: initial text too large",
                     a->nblocks - 1);
     }
-    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_BLOCK_START, .index = a->nblocks - 1,
-                       .block_type = type, .block = copy};
+    cgw_msg_ev_t ev = {
+        .kind = CGW_MSG_EV_BLOCK_START, .index = a->nblocks - 1, .block_type = type, .block = copy};
     return report(a, ec, &ev);
 }
 
@@ -421,8 +421,10 @@ static int finish_input(cgw_msg_accum_t *a, evctx_t *ec, size_t index, bool trun
     if (input != NULL && !json_is_object(input)) {
         json_decref(input);
         json_object_del(b->obj, "input");
-        return fail(a, ec->err, CGW_EJSON, "content block %zu (%s): streamed input is not a "
-                    "JSON object", index, block_type(b));
+        return fail(a, ec->err, CGW_EJSON,
+                    "content block %zu (%s): streamed input is not a "
+                    "JSON object",
+                    index, block_type(b));
     }
     if (input == NULL || json_object_set_new(b->obj, "input", input) != 0) {
         return fail(a, ec->err, CGW_ENOMEM, "out of memory");
@@ -444,8 +446,10 @@ static int close_block(cgw_msg_accum_t *a, evctx_t *ec, size_t index, bool trunc
         return rc;
     }
     b->open = false;
-    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_BLOCK_STOP, .index = index,
-                       .block_type = block_type(b), .block = b->obj};
+    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_BLOCK_STOP,
+                       .index = index,
+                       .block_type = block_type(b),
+                       .block = b->obj};
     return report(a, ec, &ev);
 }
 
@@ -470,8 +474,7 @@ static int append_bytes(cgw_msg_accum_t *a, evctx_t *ec, size_t index, const cha
     if (kind == CGW_MSG_EV_INPUT_DELTA) {
         b->got_input = true;
     }
-    cgw_msg_ev_t ev = {.kind = kind, .index = index, .block_type = block_type(b),
-                       .text = {p, n}};
+    cgw_msg_ev_t ev = {.kind = kind, .index = index, .block_type = block_type(b), .text = {p, n}};
     return report(a, ec, &ev);
 }
 
@@ -492,13 +495,17 @@ static int set_signature(cgw_msg_accum_t *a, evctx_t *ec, size_t index, json_t *
     block_t *b = &a->blocks[index];
     json_t *s = json_object_get(delta, "signature");
     if (!json_is_string(s)) {
-        return fail(a, ec->err, CGW_EPROTO, "content block %zu: signature_delta without a "
-                    "string \"signature\"", index);
+        return fail(a, ec->err, CGW_EPROTO,
+                    "content block %zu: signature_delta without a "
+                    "string \"signature\"",
+                    index);
     }
     if (json_object_set(b->obj, "signature", s) != 0) {
         return fail(a, ec->err, CGW_ENOMEM, "out of memory");
     }
-    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_SIGNATURE, .index = index, .block_type = block_type(b),
+    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_SIGNATURE,
+                       .index = index,
+                       .block_type = block_type(b),
                        .text = {json_string_value(s), json_string_length(s)}};
     return report(a, ec, &ev);
 }
@@ -508,8 +515,10 @@ static int add_citation(cgw_msg_accum_t *a, evctx_t *ec, size_t index, json_t *d
     block_t *b = &a->blocks[index];
     json_t *c = json_object_get(delta, "citation");
     if (!json_is_object(c)) {
-        return fail(a, ec->err, CGW_EPROTO, "content block %zu: citations_delta without a "
-                    "\"citation\" object", index);
+        return fail(a, ec->err, CGW_EPROTO,
+                    "content block %zu: citations_delta without a "
+                    "\"citation\" object",
+                    index);
     }
     json_t *list = json_object_get(b->obj, "citations");
     if (!json_is_array(list)) {
@@ -521,8 +530,8 @@ static int add_citation(cgw_msg_accum_t *a, evctx_t *ec, size_t index, json_t *d
     if (json_array_append(list, c) != 0) {
         return fail(a, ec->err, CGW_ENOMEM, "out of memory");
     }
-    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_CITATION, .index = index, .block_type = block_type(b),
-                       .block = c};
+    cgw_msg_ev_t ev = {
+        .kind = CGW_MSG_EV_CITATION, .index = index, .block_type = block_type(b), .block = c};
     return report(a, ec, &ev);
 }
 
@@ -534,14 +543,17 @@ static int other_delta(cgw_msg_accum_t *a, evctx_t *ec, size_t index, json_t *de
     if (strcmp(dtype, "compaction_delta") == 0) {
         const char *key;
         json_t *v;
-        json_object_foreach(delta, key, v) {
+        json_object_foreach(delta, key, v)
+        {
             if (strcmp(key, "type") != 0 && json_object_set(b->obj, key, v) != 0) {
                 return fail(a, ec->err, CGW_ENOMEM, "out of memory");
             }
         }
     }
-    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_OTHER_DELTA, .index = index,
-                       .block_type = block_type(b), .block = delta};
+    cgw_msg_ev_t ev = {.kind = CGW_MSG_EV_OTHER_DELTA,
+                       .index = index,
+                       .block_type = block_type(b),
+                       .block = delta};
     return report(a, ec, &ev);
 }
 
@@ -567,8 +579,10 @@ static int on_block_delta(cgw_msg_accum_t *a, evctx_t *ec)
     json_t *d = json_object_get(ec->ev, "delta");
     const char *t = json_string_value(json_object_get(d, "type"));
     if (t == NULL) {
-        return fail(a, ec->err, CGW_EPROTO, "content_block_delta for index %zu without a typed "
-                    "\"delta\"", i);
+        return fail(a, ec->err, CGW_EPROTO,
+                    "content_block_delta for index %zu without a typed "
+                    "\"delta\"",
+                    i);
     }
     if (strcmp(t, "text_delta") == 0) {
         rc = check_fit(a, ec, i, t, BUF_TEXT);
@@ -796,6 +810,11 @@ int cgw_msg_accum_feed(cgw_msg_accum_t *a, cgw_str_t type, const char *data, siz
     json_decref(ev);
     if (type.len > 0 && !is_known(type)) {
         return skip_unknown(a, type, err);
+    }
+    if (name_is(type, "error")) {
+        /* still the API's failure, so the retry logic sees CGW_EAPI, with the text it sent */
+        return fail(a, err, CGW_EAPI, "error event with non-JSON data: %.*s",
+                    (int)(len > 200 ? 200 : len), data);
     }
     rc = fail(a, err, CGW_EJSON, "%.*s event data is not a JSON object: %s", name_len(type),
               type.ptr, ev ? "another JSON value" : je.text);

@@ -26,7 +26,8 @@
  *                        the stream was cut, e.g. by max_tokens);
  *   ping, unknown types  ignored (unknown ones are reported as CGW_MSG_EV_UNKNOWN);
  *   error                fails with CGW_EAPI, err->type = error.type, err->message =
- *                        error.message, err->request_id when the body carries one.
+ *                        error.message, err->request_id when the body carries one (data
+ *                        that is not JSON: CGW_EAPI too, err->message quotes it).
  *
  * Byte-exactness: text, thinking, signature and every other string are the JSON-decoded
  * bytes as received, concatenated with nothing added, trimmed or normalised (embedded NUL
@@ -147,7 +148,8 @@ int cgw_msg_accum_finish(cgw_msg_accum_t *a, cgw_error_t *err);
 /** The accumulated message (borrowed; json_incref it to keep it past the next
  *  feed/reset/free). NULL before message_start. Before message_stop it is the message so far
  *  (open blocks show their text so far; unparsed tool input stays as in content_block_start).
- *  Still readable after a failure, showing the state before the failing event. */
+ *  Still readable after a failure, showing the state up to it; a tool block whose streamed
+ *  input failed to parse has no "input" member at all. */
 const json_t *cgw_msg_accum_message(cgw_msg_accum_t *a);
 
 /** True once message_stop was processed successfully. */

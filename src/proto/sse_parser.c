@@ -19,17 +19,17 @@
 
 struct cgw_sse_parser {
     cgw_sse_parser_options_t opts;
-    cgw_buf_t line;     /* the unterminated tail of the previous chunk */
-    cgw_buf_t data;     /* data lines of the current event, each followed by '\n' */
-    cgw_buf_t event;    /* the current event's `event:` value */
-    cgw_buf_t last_id;  /* last event id; survives dispatch */
+    cgw_buf_t line;    /* the unterminated tail of the previous chunk */
+    cgw_buf_t data;    /* data lines of the current event, each followed by '\n' */
+    cgw_buf_t event;   /* the current event's `event:` value */
+    cgw_buf_t last_id; /* last event id; survives dispatch */
     int64_t retry_ms;
     uint64_t count;
-    int failed;         /* sticky error code, 0 when healthy */
-    bool skip_lf;       /* previous chunk ended with CR */
-    bool seen_data;     /* the current event has at least one data line */
-    bool seen_event;    /* the current event has an event: line */
-    bool started;       /* the first line was seen (BOM check done) */
+    int failed;      /* sticky error code, 0 when healthy */
+    bool skip_lf;    /* previous chunk ended with CR */
+    bool seen_data;  /* the current event has at least one data line */
+    bool seen_event; /* the current event has an event: line */
+    bool started;    /* the first line was seen (BOM check done) */
     bool finished;
 };
 

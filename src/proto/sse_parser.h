@@ -60,11 +60,11 @@ typedef struct cgw_sse_event {
 typedef int (*cgw_sse_event_cb)(void *user, const cgw_sse_event_t *ev, cgw_error_t *err);
 
 typedef struct cgw_sse_parser_options {
-    size_t max_line;          /**< longest accepted line in bytes, terminator excluded
-                                   (default 8 MiB) */
-    size_t max_event;         /**< most data bytes in one event (default 16 MiB) */
-    cgw_sse_event_cb on_event;/**< required */
-    void *user;               /**< passed to on_event */
+    size_t max_line;           /**< longest accepted line in bytes, terminator excluded
+                                    (default 8 MiB) */
+    size_t max_event;          /**< most data bytes in one event (default 16 MiB) */
+    cgw_sse_event_cb on_event; /**< required */
+    void *user;                /**< passed to on_event */
 } cgw_sse_parser_options_t;
 
 /** Fills the defaults (limits above, no callback). */

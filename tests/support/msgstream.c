@@ -35,8 +35,8 @@ static void hand_out(cgw_msg_accum_t *a, json_t **msg)
     }
 }
 
-int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t ncuts,
-                     json_t **msg, cgw_error_t *err)
+int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t ncuts, json_t **msg,
+                     cgw_error_t *err)
 {
     cgw_sse_parser_t *p;
     cgw_msg_accum_t *a;
@@ -91,8 +91,8 @@ static int mismatch(char *where, size_t n, const char *path, const json_t *e, co
 {
     char *es = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
     char *as = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    snprintf(where, n, "%s: expected %.200s, got %.200s", path[0] ? path : "(top)",
-             es ? es : "?", as ? as : "(missing)");
+    snprintf(where, n, "%s: expected %.200s, got %.200s", path[0] ? path : "(top)", es ? es : "?",
+             as ? as : "(missing)");
     free(es);
     free(as);
     return 0;
@@ -114,7 +114,8 @@ static int subset_at(const json_t *e, const json_t *a, char *path, size_t plen, 
         }
         const char *k;
         const json_t *v;
-        json_object_foreach((json_t *)e, k, v) {
+        json_object_foreach((json_t *)e, k, v)
+        {
             snprintf(path + base, plen - base, ".%s", k);
             if (!subset_at(v, json_object_get(a, k), path, plen, where, n)) {
                 return 0;
@@ -149,8 +150,6 @@ int cgw_test_json_subset(const json_t *expected, const json_t *actual, char *whe
 }
 
 /* ---- fixture checks (cmocka assertions) --------------------------------------------------- */
-
-
 
 const char *cgw_test_fixture_path(const char *rel)
 {
@@ -257,4 +256,3 @@ void cgw_test_check_line_ends(const char *body, size_t len, const char *eol, con
     cgw_free(want);
     cgw_buf_free(&b);
 }
-

@@ -14,8 +14,8 @@
  * finishes both the parser and the accumulator. On CGW_OK *msg (may be NULL) gets a new
  * reference to the final message. On failure *msg gets the partial message (or NULL), err
  * says why, and the code of the first failure is returned. */
-int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t ncuts,
-                     json_t **msg, cgw_error_t *err);
+int cgw_test_run_sse(const char *body, size_t len, const size_t *cuts, size_t ncuts, json_t **msg,
+                     cgw_error_t *err);
 
 /* Splits a raw `curl -N -D -` capture at the first blank line (CRLF or LF). Returns a pointer
  * to the body (and its length), with *status the HTTP status of the status line, or NULL when

@@ -23,8 +23,9 @@ static int agree(const char *data, size_t len)
         if (v == NULL) {
             fail_msg("fast path accepted what jansson rejects: %.*s", (int)len, data);
         }
-        const char *key = d.kind == CGW_DELTA_TEXT ? "text"
-                          : d.kind == CGW_DELTA_INPUT ? "partial_json" : "thinking";
+        const char *key = d.kind == CGW_DELTA_TEXT    ? "text"
+                          : d.kind == CGW_DELTA_INPUT ? "partial_json"
+                                                      : "thinking";
         json_t *s = json_object_get(json_object_get(v, "delta"), key);
         assert_int_equal(json_string_length(s), scratch.len);
         assert_memory_equal(json_string_value(s), scratch.data ? scratch.data : "", scratch.len);
@@ -60,7 +61,8 @@ static void test_declines_other_shapes(void **state)
     (void)state;
     const char *no[] = {
         /* other field order, extra fields, other delta types */
-        "{\"index\":0,\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}",
+        "{\"index\":0,\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":"
+        "\"x\"}}",
         PRE "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\",\"extra\":1}}",
         PRE "0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"x\"}}",
         PRE "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}x",

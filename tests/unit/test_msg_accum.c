@@ -24,7 +24,7 @@ typedef struct seen {
 
 static const char *kind_name(cgw_msg_ev_kind_t k)
 {
-    static const char *names[] = {"MSTART", "BSTART", "TEXT",  "THINK",  "SIG",  "INPUT",
+    static const char *names[] = {"MSTART", "BSTART", "TEXT",  "THINK",  "SIG",   "INPUT",
                                   "CITE",   "OTHER",  "BSTOP", "MDELTA", "MSTOP", "UNKNOWN"};
     return names[k];
 }
@@ -92,24 +92,31 @@ static void test_text_stream_and_increments(void **state)
     assert_int_equal(feed(a, "ping", "{\"type\": \"ping\"}", NULL), CGW_OK); /* before start: ok */
     assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
     assert_false(cgw_msg_accum_content_started(a));
-    const char *const ev[] = {
-        "content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
-                               "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
-                               "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}   ",
-        "ping", "",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
-                               "\"delta\":{\"type\":\"text_delta\",\"text\":\" w\\u00f6rld\"}}",
-        NULL};
+    const char *const ev[] = {"content_block_start",
+                              "{\"type\":\"content_block_start\",\"index\":0,"
+                              "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
+                              "content_block_delta",
+                              "{\"type\":\"content_block_delta\",\"index\":0,"
+                              "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}   ",
+                              "ping",
+                              "",
+                              "content_block_delta",
+                              "{\"type\":\"content_block_delta\",\"index\":0,"
+                              "\"delta\":{\"type\":\"text_delta\",\"text\":\" w\\u00f6rld\"}}",
+                              NULL};
     assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
     assert_true(cgw_msg_accum_content_started(a));
     /* the message so far shows the open block's text */
-    assert_json(cgw_msg_accum_message(a), "{\"content\":[{\"type\":\"text\",\"text\":\"Hello w\u00f6rld\"}]}");
+    assert_json(cgw_msg_accum_message(a),
+                "{\"content\":[{\"type\":\"text\",\"text\":\"Hello w\u00f6rld\"}]}");
     const char *const ev2[] = {
-        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
-        "message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\","
-                         "\"stop_sequence\":\"##\"},\"usage\":{\"output_tokens\":6}}",
-        "message_stop", "{\"type\":\"message_stop\"}",
+        "content_block_stop",
+        "{\"type\":\"content_block_stop\",\"index\":0}",
+        "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\","
+        "\"stop_sequence\":\"##\"},\"usage\":{\"output_tokens\":6}}",
+        "message_stop",
+        "{\"type\":\"message_stop\"}",
         NULL};
     assert_int_equal(feed_all(a, ev2, NULL), CGW_OK);
     assert_int_equal(cgw_msg_accum_finish(a, NULL), CGW_OK);
@@ -118,10 +125,11 @@ static void test_text_stream_and_increments(void **state)
     assert_string_equal(cgw_msg_accum_stop_sequence(a), "##");
     assert_int_equal(cgw_msg_accum_block_count(a), 1);
     assert_int_equal(cgw_msg_accum_event_count(a), 9);
-    assert_json(cgw_msg_accum_message(a),
-                "{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
-                "\"text\":\"Hello w\u00f6rld\"}],\"stop_reason\":\"stop_sequence\","
-                "\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":3,\"output_tokens\":6}}");
+    assert_json(
+        cgw_msg_accum_message(a),
+        "{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"Hello w\u00f6rld\"}],\"stop_reason\":\"stop_sequence\","
+        "\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":3,\"output_tokens\":6}}");
     cgw_buf_append(&s.log, "", 0);
     assert_string_equal(s.log.data, "MSTART 0 - \n"
                                     "BSTART 0 text \n"
@@ -141,22 +149,32 @@ static void test_thinking_byte_exact(void **state)
     cgw_msg_accum_t *a = new_acc(&s, 0);
     /* whitespace, escapes, an embedded NUL, an astral character: all kept exactly */
     const char *const ev[] = {
-        "message_start", MSG_START,
-        "content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
-                               "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                               "{\"type\":\"thinking_delta\",\"thinking\":\"  a\\tb\\n\"}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                               "{\"type\":\"thinking_delta\",\"thinking\":\"\\u0000\\ud83d\\ude00 \"}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                               "{\"type\":\"thinking_delta\",\"thinking\":\"\"}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                               "{\"type\":\"signature_delta\",\"signature\":\"EqQBCkYIBx+/=\"}}",
-        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
-        "content_block_start", "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
-                               "{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgB \\u00e9\"}}",
-        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}",
-        "message_stop", "",
+        "message_start",
+        MSG_START,
+        "content_block_start",
+        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+        "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"thinking_delta\",\"thinking\":\"  a\\tb\\n\"}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"thinking_delta\",\"thinking\":\"\\u0000\\ud83d\\ude00 \"}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"thinking_delta\",\"thinking\":\"\"}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"signature_delta\",\"signature\":\"EqQBCkYIBx+/=\"}}",
+        "content_block_stop",
+        "{\"type\":\"content_block_stop\",\"index\":0}",
+        "content_block_start",
+        "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+        "{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgB \\u00e9\"}}",
+        "content_block_stop",
+        "{\"type\":\"content_block_stop\",\"index\":1}",
+        "message_stop",
+        "",
         NULL};
     assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
     const json_t *m = cgw_msg_accum_message(a);
@@ -182,12 +200,14 @@ static const char *tool_start(const char *type)
     static char buf[256];
     snprintf(buf, sizeof(buf),
              "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"%s\","
-             "\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}}}", type);
+             "\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}}}",
+             type);
     return buf;
 }
 
-#define INPUT(js) "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"        \
-                  "\"input_json_delta\",\"partial_json\":" js "}}"
+#define INPUT(js)                                                                                  \
+    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"                           \
+    "\"input_json_delta\",\"partial_json\":" js "}}"
 #define STOP0 "{\"type\":\"content_block_stop\",\"index\":0}"
 
 static void test_tool_input(void **state)
@@ -196,11 +216,19 @@ static void test_tool_input(void **state)
     const char *types[] = {"tool_use", "server_tool_use", "mcp_tool_use"};
     for (size_t i = 0; i < 3; i++) {
         cgw_msg_accum_t *a = new_acc(NULL, 0);
-        const char *const ev[] = {"message_start", MSG_START, "content_block_start",
-                                  tool_start(types[i]), "content_block_delta", INPUT("\"\""),
-                                  "content_block_delta", INPUT("\"{\\\"q\\\": [1, \""),
-                                  "content_block_delta", INPUT("\"2]}\""),
-                                  "content_block_stop", STOP0, NULL};
+        const char *const ev[] = {"message_start",
+                                  MSG_START,
+                                  "content_block_start",
+                                  tool_start(types[i]),
+                                  "content_block_delta",
+                                  INPUT("\"\""),
+                                  "content_block_delta",
+                                  INPUT("\"{\\\"q\\\": [1, \""),
+                                  "content_block_delta",
+                                  INPUT("\"2]}\""),
+                                  "content_block_stop",
+                                  STOP0,
+                                  NULL};
         assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
         assert_json(cgw_msg_accum_message(a), "{\"content\":[{\"id\":\"toolu_1\",\"input\":"
                                               "{\"q\":[1,2]}}]}");
@@ -208,9 +236,15 @@ static void test_tool_input(void **state)
     }
     /* only an empty fragment: {} */
     cgw_msg_accum_t *a = new_acc(NULL, 0);
-    const char *const ev[] = {"message_start", MSG_START, "content_block_start",
-                              tool_start("tool_use"), "content_block_delta", INPUT("\"\""),
-                              "content_block_stop", STOP0, NULL};
+    const char *const ev[] = {"message_start",
+                              MSG_START,
+                              "content_block_start",
+                              tool_start("tool_use"),
+                              "content_block_delta",
+                              INPUT("\"\""),
+                              "content_block_stop",
+                              STOP0,
+                              NULL};
     assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
     const json_t *in = json_object_get(
         json_array_get(json_object_get(cgw_msg_accum_message(a), "content"), 0), "input");
@@ -226,9 +260,15 @@ static void test_tool_input_invalid(void **state)
         cgw_msg_accum_t *a = new_acc(NULL, 0);
         cgw_error_t e;
         cgw_error_clear(&e);
-        const char *const ev[] = {"message_start", MSG_START, "content_block_start",
-                                  tool_start("tool_use"), "content_block_delta", bad[i],
-                                  "content_block_stop", STOP0, NULL};
+        const char *const ev[] = {"message_start",
+                                  MSG_START,
+                                  "content_block_start",
+                                  tool_start("tool_use"),
+                                  "content_block_delta",
+                                  bad[i],
+                                  "content_block_stop",
+                                  STOP0,
+                                  NULL};
         assert_int_equal(feed_all(a, ev, &e), CGW_EJSON);
         assert_non_null(strstr(e.message, "content block 0 (tool_use)"));
         /* never half an input: the block has no "input" at all */
@@ -249,11 +289,18 @@ static void test_truncated_tool_block(void **state)
     cgw_msg_accum_t *a = new_acc(NULL, 0);
     cgw_error_t e;
     const char *const ev[] = {
-        "message_start", MSG_START, "content_block_start", tool_start("tool_use"),
-        "content_block_delta", INPUT("\"{\\\"path\\\": \\\"a.t\""),
-        "message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"},"
-                         "\"usage\":{\"output_tokens\":9}}",
-        "message_stop", "{\"type\":\"message_stop\"}", NULL};
+        "message_start",
+        MSG_START,
+        "content_block_start",
+        tool_start("tool_use"),
+        "content_block_delta",
+        INPUT("\"{\\\"path\\\": \\\"a.t\""),
+        "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"},"
+        "\"usage\":{\"output_tokens\":9}}",
+        "message_stop",
+        "{\"type\":\"message_stop\"}",
+        NULL};
     assert_int_equal(feed_all(a, ev, &e), CGW_ETRUNCATED);
     assert_non_null(strstr(e.message, "cut off"));
     assert_string_equal(cgw_msg_accum_stop_reason(a), "max_tokens");
@@ -262,11 +309,16 @@ static void test_truncated_tool_block(void **state)
     /* an unstopped text block is simply closed */
     a = new_acc(NULL, 0);
     const char *const ev2[] = {
-        "message_start", MSG_START, "content_block_start",
+        "message_start",
+        MSG_START,
+        "content_block_start",
         "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\"}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                               "{\"type\":\"text_delta\",\"text\":\"x\"}}",
-        "message_stop", "{\"type\":\"message_stop\"}", NULL};
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"text_delta\",\"text\":\"x\"}}",
+        "message_stop",
+        "{\"type\":\"message_stop\"}",
+        NULL};
     assert_int_equal(feed_all(a, ev2, NULL), CGW_OK);
     assert_json(cgw_msg_accum_message(a), "{\"content\":[{\"type\":\"text\",\"text\":\"x\"}]}");
     cgw_msg_accum_free(a);
@@ -277,18 +329,22 @@ static void test_usage_replaces(void **state)
     (void)state;
     cgw_msg_accum_t *a = new_acc(NULL, 0);
     const char *const ev[] = {
-        "message_start", MSG_START,
-        "message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":null},"
-                         "\"usage\":{\"output_tokens\":5,\"server_tool_use\":{\"web_search_requests\":1}}}",
-        "message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
-                         "\"container\":{\"id\":\"c1\"}},\"usage\":{\"output_tokens\":7,"
-                         "\"input_tokens\":12}}",
+        "message_start",
+        MSG_START,
+        "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":null},"
+        "\"usage\":{\"output_tokens\":5,\"server_tool_use\":{\"web_search_requests\":1}}}",
+        "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+        "\"container\":{\"id\":\"c1\"}},\"usage\":{\"output_tokens\":7,"
+        "\"input_tokens\":12}}",
         NULL};
     assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
     assert_json(cgw_msg_accum_usage(a), "{\"input_tokens\":12,\"cache_read_input_tokens\":3,"
                                         "\"output_tokens\":7,\"server_tool_use\":"
                                         "{\"web_search_requests\":1}}");
-    assert_json(cgw_msg_accum_message(a), "{\"stop_reason\":\"end_turn\",\"container\":{\"id\":\"c1\"}}");
+    assert_json(cgw_msg_accum_message(a),
+                "{\"stop_reason\":\"end_turn\",\"container\":{\"id\":\"c1\"}}");
     assert_false(cgw_msg_accum_content_started(a)); /* message-level events carry no content */
     assert_int_equal(cgw_msg_accum_finish(a, NULL), CGW_ETRUNCATED);
     cgw_msg_accum_free(a);
@@ -301,8 +357,10 @@ static void test_error_event(void **state)
     cgw_error_t e;
     cgw_error_clear(&e);
     assert_int_equal(feed(a, "message_start", MSG_START, &e), CGW_OK);
-    assert_int_equal(feed(a, "error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
-                                      "\"message\":\"Overloaded\"},\"request_id\":\"req_9\"}  ", &e),
+    assert_int_equal(feed(a, "error",
+                          "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+                          "\"message\":\"Overloaded\"},\"request_id\":\"req_9\"}  ",
+                          &e),
                      CGW_EAPI);
     assert_int_equal(e.code, CGW_EAPI);
     assert_string_equal(e.type, "overloaded_error");
@@ -327,7 +385,9 @@ typedef struct bad_case {
     const char *msg; /* a piece of the expected message */
 } bad_case_t;
 
-#define TEXT_START "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
+#define TEXT_START                                                                                 \
+    "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":" \
+    "\"\"}}"
 
 static void test_protocol_violations(void **state)
 {
@@ -345,10 +405,14 @@ static void test_protocol_violations(void **state)
         {"content_block_delta", "{\"index\":0,\"delta\":{\"text\":\"x\"}}", CGW_EPROTO, "typed"},
         {"content_block_delta", "{\"index\":0,\"delta\":{\"type\":\"text_delta\"}}", CGW_EPROTO,
          "string \"text\""},
-        {"content_block_delta", "{\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
-                                "\"partial_json\":\"{\"}}", CGW_EPROTO, "does not fit a text block"},
-        {"content_block_delta", "{\"index\":0,\"delta\":{\"type\":\"signature_delta\","
-                                "\"signature\":\"s\"}}", CGW_EPROTO, "does not fit"},
+        {"content_block_delta",
+         "{\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
+         "\"partial_json\":\"{\"}}",
+         CGW_EPROTO, "does not fit a text block"},
+        {"content_block_delta",
+         "{\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+         "\"signature\":\"s\"}}",
+         CGW_EPROTO, "does not fit"},
         {"content_block_delta", "{\"index\":0,\"delta\":{\"type\":\"citations_delta\"}}",
          CGW_EPROTO, "\"citation\" object"},
         {"content_block_stop", "{\"index\":5}", CGW_EPROTO, "not an open block"},
@@ -391,6 +455,24 @@ static void test_order_violations(void **state)
     assert_int_equal(feed(a, "message_delta", "{}", &e), CGW_EPROTO);
     assert_non_null(strstr(e.message, "after message_stop"));
     cgw_msg_accum_free(a);
+    /* a delta or a second stop for a block that already stopped */
+    a = new_acc(NULL, 0);
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_stop", STOP0, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_delta",
+                          "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                          "{\"type\":\"text_delta\",\"text\":\"late\"}}",
+                          &e),
+                     CGW_EPROTO);
+    assert_non_null(strstr(e.message, "index 0, which is not an open block"));
+    cgw_msg_accum_free(a);
+    a = new_acc(NULL, 0);
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_stop", STOP0, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_stop", STOP0, &e), CGW_EPROTO);
+    cgw_msg_accum_free(a);
     /* malformed JSON reports line and column */
     a = new_acc(NULL, 0);
     cgw_error_clear(&e);
@@ -406,28 +488,41 @@ static void test_unknowns_and_server_blocks(void **state)
     seen_t s = {CGW_BUF_INIT, 0, 0};
     cgw_msg_accum_t *a = new_acc(&s, 0);
     const char *const ev[] = {
-        "message_start", MSG_START,
-        "brand_new_event", "not json at all",
-        "other_event", "{\"type\":\"other_event\",\"x\":1}",
-        "content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
-                               "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srv_1\","
-                               "\"content\":[{\"type\":\"web_search_result\",\"url\":\"u\","
-                               "\"page_age\":null}]}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                               "{\"type\":\"future_delta\",\"v\":1}}",
-        "content_block_stop", STOP0,
-        "content_block_start", "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
-                               "{\"type\":\"compaction\",\"content\":null}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
-                               "\"compaction_delta\",\"content\":\"sum\",\"encrypted_content\":\"E\"}}",
-        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}",
-        "content_block_start", "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":"
-                               "{\"type\":\"text\",\"text\":\"\",\"citations\":null}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
-                               "\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"n\":1}}}",
-        "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
-                               "\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"n\":2}}}",
-        "message_stop", "{\"type\":\"message_stop\"}",
+        "message_start",
+        MSG_START,
+        "brand_new_event",
+        "not json at all",
+        "other_event",
+        "{\"type\":\"other_event\",\"x\":1}",
+        "content_block_start",
+        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+        "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srv_1\","
+        "\"content\":[{\"type\":\"web_search_result\",\"url\":\"u\","
+        "\"page_age\":null}]}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"future_delta\",\"v\":1}}",
+        "content_block_stop",
+        STOP0,
+        "content_block_start",
+        "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+        "{\"type\":\"compaction\",\"content\":null}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+        "\"compaction_delta\",\"content\":\"sum\",\"encrypted_content\":\"E\"}}",
+        "content_block_stop",
+        "{\"type\":\"content_block_stop\",\"index\":1}",
+        "content_block_start",
+        "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":"
+        "{\"type\":\"text\",\"text\":\"\",\"citations\":null}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
+        "\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"n\":1}}}",
+        "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
+        "\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"n\":2}}}",
+        "message_stop",
+        "{\"type\":\"message_stop\"}",
         NULL};
     assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
     assert_json(cgw_msg_accum_message(a),
@@ -439,8 +534,10 @@ static void test_unknowns_and_server_blocks(void **state)
     assert_non_null(strstr(s.log.data, "OTHER 0 web_search_tool_result"));
     assert_non_null(strstr(s.log.data, "CITE 2 text"));
     /* the page_age null of the server block is kept, not dropped */
-    const json_t *r = json_array_get(json_object_get(json_array_get(json_object_get(
-        cgw_msg_accum_message(a), "content"), 0), "content"), 0);
+    const json_t *r = json_array_get(
+        json_object_get(json_array_get(json_object_get(cgw_msg_accum_message(a), "content"), 0),
+                        "content"),
+        0);
     assert_true(json_is_null(json_object_get(r, "page_age")));
     cgw_buf_free(&s.log);
     cgw_msg_accum_free(a);
@@ -453,11 +550,15 @@ static void test_limits_and_abort(void **state)
     cgw_error_t e;
     assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
     assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
-    assert_int_equal(feed(a, "content_block_delta", "{\"index\":0,\"delta\":{\"type\":"
-                                                    "\"text_delta\",\"text\":\"12345678\"}}", NULL),
+    assert_int_equal(feed(a, "content_block_delta",
+                          "{\"index\":0,\"delta\":{\"type\":"
+                          "\"text_delta\",\"text\":\"12345678\"}}",
+                          NULL),
                      CGW_OK);
-    assert_int_equal(feed(a, "content_block_delta", "{\"index\":0,\"delta\":{\"type\":"
-                                                    "\"text_delta\",\"text\":\"9\"}}", &e),
+    assert_int_equal(feed(a, "content_block_delta",
+                          "{\"index\":0,\"delta\":{\"type\":"
+                          "\"text_delta\",\"text\":\"9\"}}",
+                          &e),
                      CGW_E2BIG);
     assert_non_null(strstr(e.message, "more than 8 bytes"));
     cgw_msg_accum_free(a);
@@ -502,6 +603,142 @@ static void test_feed_json_and_finish(void **state)
     cgw_msg_accum_free(a);
 }
 
+/* Builds a two-block stream; `api_shape` = 0 puts "index" after "delta" in every delta, which
+ * sends them down the general jansson path instead of the fast one. */
+static json_t *two_block_message(int api_shape, cgw_buf_t *log)
+{
+    seen_t s = {CGW_BUF_INIT, 0, 0};
+    cgw_msg_accum_t *a = new_acc(&s, 0);
+    const char *texts[] = {"\"H\\u00e9llo \\ud83d\\ude00\"", "\" w\\\"o\\\\rld\\n\""};
+    const char *frags[] = {"\"{\\\"a\\\":\"", "\"[1,\\\"\\u00e9\\\"]}\""};
+    char buf[512];
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf),
+                 api_shape ? "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                             "\"text_delta\",\"text\":%s}}"
+                           : "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\","
+                             "\"text\":%s},\"index\":0}",
+                 texts[i]);
+        assert_int_equal(feed(a, "content_block_delta", buf, NULL), CGW_OK);
+    }
+    assert_int_equal(feed(a, "content_block_stop", STOP0, NULL), CGW_OK);
+    const char *start1 = "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                         "{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}}";
+    assert_int_equal(feed(a, "content_block_start", start1, NULL), CGW_OK);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf),
+                 api_shape ? "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                             "\"input_json_delta\",\"partial_json\":%s}}"
+                           : "{\"type\":\"content_block_delta\",\"delta\":{\"partial_json\":%s,"
+                             "\"type\":\"input_json_delta\"},\"index\":1}",
+                 frags[i]);
+        assert_int_equal(feed(a, "content_block_delta", buf, NULL), CGW_OK);
+    }
+    assert_int_equal(
+        feed(a, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}", NULL),
+        CGW_OK);
+    assert_int_equal(feed(a, "message_stop", "{}", NULL), CGW_OK);
+    json_t *m = json_incref((json_t *)cgw_msg_accum_message(a));
+    cgw_buf_append_str(log, s.log.data);
+    cgw_buf_free(&s.log);
+    cgw_msg_accum_free(a);
+    return m;
+}
+
+static void test_fast_and_general_paths_agree(void **state)
+{
+    (void)state;
+    cgw_buf_t fast_log = CGW_BUF_INIT, slow_log = CGW_BUF_INIT;
+    json_t *fast = two_block_message(1, &fast_log);
+    json_t *slow = two_block_message(0, &slow_log);
+    assert_true(json_equal(fast, slow));
+    assert_string_equal(fast_log.data, slow_log.data); /* same increments, same bytes */
+    assert_json(fast, "{\"content\":[{\"text\":\"H\u00e9llo \U0001F600 w\\\"o\\\\rld\\n\"},"
+                      "{\"input\":{\"a\":[1,\"\u00e9\"]}}]}");
+    json_decref(fast);
+    json_decref(slow);
+    cgw_buf_free(&fast_log);
+    cgw_buf_free(&slow_log);
+}
+
+static void test_parallel_open_blocks(void **state)
+{
+    (void)state;
+    /* blocks are not interleaved in practice, but nothing forbids it: deltas go by index */
+    seen_t s = {CGW_BUF_INIT, 0, 0};
+    cgw_msg_accum_t *a = new_acc(&s, 0);
+    const char *const ev[] = {"message_start",
+                              MSG_START,
+                              "content_block_start",
+                              TEXT_START,
+                              "content_block_start",
+                              "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                              "{\"type\":\"text\",\"text\":\"pre-\"}}",
+                              "content_block_delta",
+                              "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                              "{\"type\":\"text_delta\",\"text\":\"b\"}}",
+                              "content_block_delta",
+                              "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                              "{\"type\":\"text_delta\",\"text\":\"a\"}}",
+                              "content_block_stop",
+                              "{\"type\":\"content_block_stop\",\"index\":1}",
+                              "message_stop",
+                              "{}",
+                              NULL};
+    assert_int_equal(feed_all(a, ev, NULL), CGW_OK);
+    assert_json(cgw_msg_accum_message(a), "{\"content\":[{\"text\":\"a\"},{\"text\":\"pre-b\"}]}");
+    /* block 0 was never stopped: message_stop closes it and reports the stop */
+    assert_non_null(strstr(s.log.data, "BSTOP 1 text \nBSTOP 0 text \nMSTOP"));
+    cgw_buf_free(&s.log);
+    cgw_msg_accum_free(a);
+}
+
+static void test_initial_content_adopted(void **state)
+{
+    (void)state;
+    cgw_msg_accum_t *a = new_acc(NULL, 0);
+    const char *start = "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":"
+                        "[{\"type\":\"text\",\"text\":\"kept\"}],\"usage\":{}}}";
+    assert_int_equal(feed(a, "message_start", start, NULL), CGW_OK);
+    assert_int_equal(cgw_msg_accum_block_count(a), 1);
+    cgw_error_t e;
+    /* an earlier block is complete: no delta for it, and the next index is 1 */
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, &e), CGW_EPROTO);
+    assert_non_null(strstr(e.message, "expected 1"));
+    cgw_msg_accum_free(a);
+    /* a message_start without content gets an empty array */
+    a = new_acc(NULL, 0);
+    assert_int_equal(feed(a, "message_start", "{\"message\":{\"id\":\"m\"}}", NULL), CGW_OK);
+    assert_json(cgw_msg_accum_message(a), "{\"content\":[]}");
+    assert_null(cgw_msg_accum_usage(a));
+    assert_null(cgw_msg_accum_stop_reason(a));
+    cgw_msg_accum_free(a);
+}
+
+static void test_error_after_content(void **state)
+{
+    (void)state;
+    cgw_msg_accum_t *a = new_acc(NULL, 0);
+    cgw_error_t e;
+    cgw_error_clear(&e);
+    assert_int_equal(feed(a, "message_start", MSG_START, NULL), CGW_OK);
+    assert_int_equal(feed(a, "content_block_start", TEXT_START, NULL), CGW_OK);
+    assert_true(cgw_msg_accum_content_started(a));
+    assert_int_equal(feed(a, "error", "Service Unavailable", &e), CGW_EAPI);
+    assert_non_null(strstr(e.message, "non-JSON data: Service Unavailable"));
+    assert_true(cgw_msg_accum_content_started(a)); /* the retry logic must discard deltas */
+    cgw_msg_accum_free(a);
+    /* an error body without error.type/message still gives CGW_EAPI and a message */
+    a = new_acc(NULL, 0);
+    cgw_error_clear(&e);
+    assert_int_equal(feed(a, "error", "{\"type\":\"error\"}", &e), CGW_EAPI);
+    assert_string_equal(e.type, "");
+    assert_non_null(strstr(e.message, "without a message"));
+    cgw_msg_accum_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +754,10 @@ int main(void)
         cmocka_unit_test(test_unknowns_and_server_blocks),
         cmocka_unit_test(test_limits_and_abort),
         cmocka_unit_test(test_feed_json_and_finish),
+        cmocka_unit_test(test_fast_and_general_paths_agree),
+        cmocka_unit_test(test_parallel_open_blocks),
+        cmocka_unit_test(test_initial_content_adopted),
+        cmocka_unit_test(test_error_after_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

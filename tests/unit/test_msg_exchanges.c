@@ -54,8 +54,8 @@ static void compare_sent_back(const json_t *msg, const json_t *assistant, const 
 
 static bool is_stream(const json_t *resp)
 {
-    const char *ct = json_string_value(json_object_get(json_object_get(resp, "headers"),
-                                                       "content-type"));
+    const char *ct =
+        json_string_value(json_object_get(json_object_get(resp, "headers"), "content-type"));
     return json_integer_value(json_object_get(resp, "status_code")) == 200 && ct != NULL &&
            strstr(ct, "text/event-stream") != NULL && json_is_string(json_object_get(resp, "body"));
 }
@@ -71,9 +71,8 @@ static void run_exchanges(const json_t *list, const char *what)
         const json_t *body = json_object_get(resp, "body");
         json_t *msg = accumulate(json_string_value(body), json_string_length(body), what);
         const json_t *next = json_array_get(list, i + 1);
-        const json_t *back =
-            sent_back(json_object_get(json_object_get(x, "request"), "body"),
-                      json_object_get(json_object_get(next, "request"), "body"));
+        const json_t *back = sent_back(json_object_get(json_object_get(x, "request"), "body"),
+                                       json_object_get(json_object_get(next, "request"), "body"));
         if (back != NULL) {
             compare_sent_back(msg, back, what);
         }

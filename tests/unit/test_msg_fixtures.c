@@ -149,8 +149,8 @@ static const sse_case_t sse_cases[] = {
      "{\"content\":[{\"type\":\"text\",\"text\":\"Let me search for that.\"},{\"type\":"
      "\"server_tool_use\",\"id\":\"srvtoolu_01WebSearch\",\"input\":{\"query\":"
      "\"weather in Paris\"}}]}"},
-    {PY "_unmerged-prs/pr-1782/tests/lib/streaming/fixtures/out_of_order_response.txt",
-     CGW_EPROTO, "content_block_start for index 1, expected 0"},
+    {PY "_unmerged-prs/pr-1782/tests/lib/streaming/fixtures/out_of_order_response.txt", CGW_EPROTO,
+     "content_block_start for index 1, expected 0"},
     {PY "_unmerged-prs/pr-1802/tests/lib/streaming/fixtures/container_response.txt", CGW_OK,
      "{\"content\":[{\"text\":\"Hello there!\"}],\"container\":{\"id\":"
      "\"container_011CPmr789A6Pg7Rjhvi6cvJ\",\"expires_at\":\"2026-08-05T12:00:00Z\"}}"},
@@ -163,7 +163,8 @@ static const sse_case_t sse_cases[] = {
      "input JSON is incomplete"},
     {TS "_unmerged-prs/pr-1015/tests/lib/fixtures/code_execution_response.txt", CGW_OK,
      "{\"content\":[{\"text\":\"Running code.\"}],\"container\":{\"id\":"
-     "\"container_01AbCdEfGhIjKlMnOpQrStUv\",\"expires_at\":\"2030-01-01T00:00:00.000000+00:00\"}}"},
+     "\"container_01AbCdEfGhIjKlMnOpQrStUv\",\"expires_at\":\"2030-01-01T00:00:00.000000+00:00\"}"
+     "}"},
     {GO "refusal.sse", CGW_OK,
      "{\"content\":[{\"type\":\"thinking\",\"thinking\":\"Simple educational question. Benign.\","
      "\"signature\":\"sig-thinking-a\"},{\"type\":\"text\",\"text\":\"Hi\"}],\"stop_reason\":"
@@ -216,11 +217,12 @@ static void test_long_text_stream(void **state)
 {
     (void)state;
     size_t len;
-    char *body = cgw_test_read_fixture(PY "tests/fixtures/fable-fallback/stream-b-fallback.sse", &len);
+    char *body =
+        cgw_test_read_fixture(PY "tests/fixtures/fable-fallback/stream-b-fallback.sse", &len);
     json_t *msg = NULL;
     assert_int_equal(cgw_test_run_sse(body, len, NULL, 0, &msg, NULL), CGW_OK);
-    const char *text =
-        json_string_value(json_object_get(json_array_get(json_object_get(msg, "content"), 0), "text"));
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(msg, "content"), 0), "text"));
     assert_non_null(text);
     assert_int_equal(strncmp(text, " there! Happy to explain.\n\n**Solar eclipses**", 45), 0);
     assert_non_null(strstr(text, "Just let me know what's sparking your interest!"));

@@ -120,7 +120,8 @@ static void test_field_syntax(void **state)
     /* no space, one space dropped, second space kept, trailing padding kept */
     expect_events("data:{\"a\":1}\n\n", "|{\"a\":1}|\n");
     expect_events("data:  two\n\n", "| two|\n");
-    expect_events("data: {\"type\":\"message_stop\"}     \n\n", "|{\"type\":\"message_stop\"}     |\n");
+    expect_events("data: {\"type\":\"message_stop\"}     \n\n",
+                  "|{\"type\":\"message_stop\"}     |\n");
     /* multi-line data joined with \n; a bare "data" line is an empty data line */
     expect_events("data: a\ndata\ndata: b\n\n", "|a\n\nb|\n");
     /* comments and unknown fields ignored; a field name is case-sensitive */
@@ -128,7 +129,9 @@ static void test_field_syntax(void **state)
     /* the last event: line wins */
     expect_events("event: a\nevent: b\ndata: d\n\n", "b|d|\n");
     /* a leading BOM is skipped */
-    expect_events("\xEF\xBB\xBF" "data: x\n\n", "|x|\n");
+    expect_events("\xEF\xBB\xBF"
+                  "data: x\n\n",
+                  "|x|\n");
 }
 
 static void test_dispatch_rules(void **state)
