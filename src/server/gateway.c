@@ -13,7 +13,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 
 #include "core/alloc.h"
 #include "core/ctx_int.h"
@@ -592,10 +591,28 @@ void cgw_gateway_stats(const cgw_gateway_t *gw, cgw_gateway_stats_t *out)
 
 /* ---- shutdown ---------------------------------------------------------------------------- */
 
-static void stop_listening(struct evhttp_bound_socket *bs, void *arg)
+struct bound_list {
+    struct evhttp_bound_socket *items[16];
+    size_t n;
+};
+
+static void collect_bound(struct evhttp_bound_socket *bs, void *arg)
 {
-    (void)arg;
-    evconnlistener_disable(evhttp_bound_socket_get_listener(bs));
+    struct bound_list *l = arg;
+    if (l->n < sizeof(l->items) / sizeof(l->items[0])) {
+        l->items[l->n++] = bs;
+    }
+}
+
+/* Closes the listening sockets: new connections are refused at once (a listener that is only
+ * disabled would leave them waiting in the kernel's backlog). */
+static void stop_listening(cgw_gateway_t *gw)
+{
+    struct bound_list l = {.n = 0};
+    evhttp_foreach_bound_socket(gw->http, collect_bound, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        evhttp_del_accept_socket(gw->http, l.items[i]);
+    }
 }
 
 static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
@@ -628,7 +645,7 @@ void cgw_gateway_shutdown(cgw_gateway_t *gw, cgw_gateway_stopped_cb done, void *
     gw->stopped_user = user;
     CGW_INFO(gw->ctx, "gateway", "shutting down: %zu run(s), %zu stream(s)", gw->active_runs,
              gw->n_streams);
-    evhttp_foreach_bound_socket(gw->http, stop_listening, NULL);
+    stop_listening(gw);
     cgw__gw_runs_abort(gw, "the gateway is shutting down", "shutdown");
     gw->shutdown_deadline_ms = cgw__now_ms() + gw->grace_ms;
     gw->shutdown_timer = evtimer_new(cgw_ctx_base(gw->ctx), on_shutdown_tick, gw);

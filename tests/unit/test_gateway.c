@@ -279,13 +279,39 @@ static void test_shutdown_ends_streams(void **state)
     int stopped = 0;
     cgw_gateway_shutdown(f.gw, on_stopped, &stopped);
     cgw_gateway_shutdown(f.gw, on_stopped, &stopped); /* a no-op */
+    /* New connections are refused at once. */
+    reply_t *late = wait_reply(&f, send_req(&f, EVHTTP_REQ_GET, "/healthz", NULL, NULL));
+    assert_int_equal(late->status, 0);
+    reply_free(late);
     wait_reply(&f, s);
     assert_non_null(strstr(s->body.data, "\"code\":\"shutdown\""));
     assert_true(cgw_test_run_until(f.ctx, &stopped, 5000));
     reply_free(s);
-    snprintf(path, sizeof(path), "/v1/runs/%s", rid);
-    /* A stream still open at free is closed with it. */
     stop(&f);
+}
+
+/* Freeing the gateway with a run in progress and a stream open (teardown without shutdown). */
+static void test_free_with_stream_open(void **state)
+{
+    (void)state;
+    cgw_gateway_options_t o;
+    cgw_gateway_options_init(&o);
+    o.stub_delay_ms = 200;
+    fixture_t f;
+    start(&f, &o);
+    char sid[64], rid[64], path[160];
+    new_session(&f, NULL, sid);
+    post_message(&f, sid, NULL, rid);
+    snprintf(path, sizeof(path), "/v1/runs/%s/events", rid);
+    reply_t *s = send_req(&f, EVHTTP_REQ_GET, path, NULL, NULL);
+    int never = 0;
+    cgw_test_run_until(f.ctx, &never, 300);
+    cgw_gateway_stats_t st;
+    cgw_gateway_stats(f.gw, &st);
+    assert_int_equal(st.open_streams, 1);
+    assert_int_equal(st.active_runs, 1);
+    stop(&f);
+    reply_free(s);
 }
 
 static void test_new_refusals(void **state)
@@ -320,9 +346,8 @@ static void test_new_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_and_replay),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_shutdown_ends_streams),
+        cmocka_unit_test(test_run_and_replay),        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_shutdown_ends_streams), cmocka_unit_test(test_free_with_stream_open),
         cmocka_unit_test(test_new_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
