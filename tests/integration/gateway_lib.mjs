@@ -142,7 +142,8 @@ export function parseSse(buf, state) {
 const TERMINAL = (f) => !f.data.event.agent_id && (f.event === 'stream_complete' || f.event === 'error');
 
 // Reads an SSE stream. `stopAfter`: abort after that many events. Resolves
-// {status, events, pings, ended (server closed the stream cleanly), error}.
+// {status, events, pings, ended (server closed the stream cleanly), error}. Promises returned
+// by onEvent are awaited (after the stream) before it resolves.
 export async function sse(addr, p, { token, headers = {}, method = 'GET', body, stopAfter, onEvent } = {}) {
   const h = { accept: 'text/event-stream', ...headers };
   if (token) h.authorization = `Bearer ${token}`;
@@ -156,15 +157,17 @@ export async function sse(addr, p, { token, headers = {}, method = 'GET', body, 
     return state;
   }
   const dec = new TextDecoder();
+  const pending = []; // what onEvent started (answers, cancels): awaited before returning
   let buf = '';
   try {
     for await (const chunk of r.body) {
       const before = state.events.length;
       buf = parseSse(buf + dec.decode(chunk, { stream: true }), state);
-      for (const f of state.events.slice(before)) if (onEvent) onEvent(f, state);
+      for (const f of state.events.slice(before)) if (onEvent) pending.push(onEvent(f, state));
       if (stopAfter !== undefined && state.events.length >= stopAfter) {
         state.events.length = stopAfter;
         ac.abort();
+        await Promise.all(pending);
         return state;
       }
     }
@@ -172,6 +175,7 @@ export async function sse(addr, p, { token, headers = {}, method = 'GET', body, 
   } catch (e) {
     state.error = e;
   }
+  await Promise.all(pending);
   return state;
 }
 

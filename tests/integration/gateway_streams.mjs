@@ -70,8 +70,11 @@ const tests = {
     sock.on('close', () => { closed = true; });
     sock.write(`GET /v1/runs/${rid}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
     await waitStatus(gw.addr, rid, 'completed', 60000);
-    await sleep(200);
-    const m = (await call(gw.addr, 'GET', '/metrics')).text;
+    let m = '';
+    for (let i = 0; i < 200 && !/cgw_streams_cut_total 1/.test(m); i++) {
+      await sleep(50); // the cut comes stream_stall_ms after the output filled up
+      m = (await call(gw.addr, 'GET', '/metrics')).text;
+    }
     assert.match(m, /cgw_streams_cut_total 1/);
     sock.resume();
     for (let i = 0; i < 200 && !closed; i++) await sleep(50);
