@@ -154,10 +154,10 @@ const tests = {
     const gw = await startGateway({ mock });
     const sid = await session(gw.addr);
     const s1 = sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: 'go' } });
-    await sleep(400);
+    for (let i = 0; i < 100 && (await call(gw.addr, 'GET', '/healthz')).json.open_streams < 1; i++) await sleep(20);
     const rid = (await call(gw.addr, 'GET', `/v1/sessions/${sid}`)).json.runs[0].run_id;
     const s2 = sse(gw.addr, `/v1/runs/${rid}/events`);
-    await sleep(200);
+    for (let i = 0; i < 100 && (await call(gw.addr, 'GET', '/healthz')).json.open_streams < 2; i++) await sleep(20);
     const t0 = Date.now();
     gw.kill('SIGTERM');
     const [a, b] = await Promise.all([s1, s2]);
