@@ -1,7 +1,10 @@
 /* Sessions and runs of the gateway.
  *
- * A session is loaded into memory on first use (its conversation rebuilt from the store's
- * message bytes) and stays loaded. A user message is appended to the conversation and stored
+ * A session is loaded into memory on first use (settings, approvals) and stays loaded; its
+ * conversation is rebuilt from the store's message bytes when a run needs it and dropped again
+ * when the run ends, so memory holds the conversations of running sessions only (reading a
+ * conversation back costs microseconds per message, next to seconds for a model turn). A user
+ * message is appended to the conversation and stored
  * before its run starts; the run's messages (assistant turns, tool results) are stored when the
  * run ends, so the store always holds a conversation the API accepts. A run has its own
  * EventLog, dispatcher and runner. The log's observer stores every entry as it is appended and
@@ -57,16 +60,12 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
     }
     s = cgw__calloc(1, sizeof(*s));
     *rc = CGW_ENOMEM;
-    if (s != NULL && cgw_conversation_new(&s->conv) == CGW_OK &&
-        cgw_approvals_new(gw->ctx, &s->approvals) == CGW_OK) {
+    if (s != NULL && cgw_approvals_new(gw->ctx, &s->approvals) == CGW_OK) {
         snprintf(s->id, sizeof(s->id), "%s", rec.id);
         snprintf(s->tenant, sizeof(s->tenant), "%s", rec.tenant);
         s->gw = gw;
         s->settings = json_loadb(rec.settings, rec.settings_len, 0, NULL);
-        *rc = s->settings != NULL
-                  ? cgw_store_message_load(gw->store, tenant, id, load_message, s, err)
-                  : CGW_ECORRUPT;
-        s->stored_messages = cgw_conversation_count(s->conv);
+        *rc = s->settings != NULL ? CGW_OK : CGW_ECORRUPT;
     }
     if (*rc == CGW_OK) {
         *rc = cgw__map_put(&gw->sessions, s->id, s);
@@ -77,6 +76,25 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
         return NULL;
     }
     return s;
+}
+
+/* Makes sure the session's conversation is in memory (read back from the store). */
+static int conversation_load(cgw_gateway_t *gw, gw_session_t *s, cgw_error_t *err)
+{
+    if (s->conv != NULL) {
+        return CGW_OK;
+    }
+    int rc = cgw_conversation_new(&s->conv);
+    if (rc == CGW_OK) {
+        rc = cgw_store_message_load(gw->store, s->tenant, s->id, load_message, s, err);
+    }
+    if (rc != CGW_OK) {
+        cgw_conversation_free(s->conv);
+        s->conv = NULL;
+        return rc;
+    }
+    s->stored_messages = cgw_conversation_count(s->conv);
+    return CGW_OK;
 }
 
 /* Replies for a failed lookup: 404 for a missing session, else the store error. */
@@ -348,8 +366,13 @@ static void run_finished(gw_run_t *run)
     }
     run->done = true;
     gw->active_runs--;
-    persist_conversation(run->session);
-    run->session->run = NULL;
+    gw_session_t *s = run->session;
+    persist_conversation(s);
+    if (s->stored_messages == cgw_conversation_count(s->conv)) {
+        cgw_conversation_free(s->conv); /* all in the store: read back for the next run */
+        s->conv = NULL;
+    }
+    s->run = NULL;
     CGW_INFO(gw->ctx, "gateway", "run %s ended: %s after %llu ms", run->id,
              cgw_run_status_name(run->final_status),
              (unsigned long long)(cgw__now_ms() - run->started_ms));
@@ -509,8 +532,12 @@ static json_t *user_message(cgw_gateway_t *gw, struct evhttp_request *req, json_
 static int begin_run(cgw_gateway_t *gw, gw_session_t *s, const json_t *msg, cgw_store_run_t *rec,
                      cgw_error_t *err)
 {
+    int rc = conversation_load(gw, s, err);
+    if (rc != CGW_OK) {
+        return rc;
+    }
     size_t before = cgw_conversation_count(s->conv);
-    int rc = cgw_conversation_append(s->conv, msg);
+    rc = cgw_conversation_append(s->conv, msg);
     if (rc != CGW_OK) {
         return rc;
     }
