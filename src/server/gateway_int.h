@@ -76,7 +76,7 @@ struct gw_run {
     cgw_runner_t *runner;
     cgw_dispatcher_t *dispatcher;
     cgw_mcp_manager_t *mcp; /* the manager this run started with */
-    size_t conv_start;      /* conversation length before the user message */
+    size_t conv_start;      /* conversation length with the run's user message */
     uint64_t started_ms;
     uint64_t turn_started_ms; /* for the model-turn histogram */
     struct event *release_ev; /* frees the run once it is done and unwatched */

@@ -336,9 +336,13 @@ static void on_log_event(cgw_eventlog_t *log, const cgw_eventlog_entry_t *entry,
     }
 }
 
-/* Stores the messages the run added to the conversation (assistant turns, tool results). */
-static void persist_conversation(gw_session_t *s)
+/* Stores the messages the run added to the conversation (assistant turns, tool results). If
+ * one cannot be stored, the run's turns are rolled back to its user message, in the store and
+ * in memory: a stored prefix could end with a tool_use whose result is missing, which the API
+ * would refuse on the next message. */
+static void persist_conversation(gw_run_t *run)
 {
+    gw_session_t *s = run->session;
     cgw_gateway_t *gw = s->gw;
     size_t n = cgw_conversation_count(s->conv);
     for (size_t i = s->stored_messages; i < n; i++) {
@@ -349,12 +353,36 @@ static void persist_conversation(gw_session_t *s)
             CGW_OK) {
             CGW_ERROR(gw->ctx, "gateway", "session %s: storing message %zu failed: %s", s->id, i,
                       err.message);
-            /* The stored conversation stays a prefix the API accepts; memory goes back to it. */
-            cgw_conversation_truncate(s->conv, s->stored_messages);
+            if (cgw_store_message_truncate(gw->store, s->tenant, s->id, run->conv_start, &err) !=
+                CGW_OK) {
+                CGW_ERROR(gw->ctx, "gateway", "session %s: rollback failed: %s", s->id,
+                          err.message);
+            }
+            cgw_conversation_truncate(s->conv, run->conv_start);
+            s->stored_messages = run->conv_start;
             return;
         }
         s->stored_messages = i + 1;
     }
+}
+
+/* A failed run takes its user message back out of the conversation: a message the API
+ * refuses (a malformed content block, say) must not poison every later turn of the session.
+ * The client sees the failure in the run's error event and may send it again. Cancelled and
+ * interrupted runs keep theirs. */
+static void unstore_user_message(gw_run_t *run)
+{
+    gw_session_t *s = run->session;
+    cgw_error_t err;
+    cgw_error_clear(&err);
+    if (run->conv_start == 0 || cgw_store_message_truncate(s->gw->store, s->tenant, s->id,
+                                                           run->conv_start - 1, &err) != CGW_OK) {
+        CGW_ERROR(s->gw->ctx, "gateway", "session %s: cannot remove the failed message: %s", s->id,
+                  err.message);
+        return;
+    }
+    cgw_conversation_truncate(s->conv, run->conv_start - 1);
+    s->stored_messages = run->conv_start - 1;
 }
 
 /* The run is over (runner done, or aborted): store its messages, let the session run again. */
@@ -367,7 +395,10 @@ static void run_finished(gw_run_t *run)
     run->done = true;
     gw->active_runs--;
     gw_session_t *s = run->session;
-    persist_conversation(s);
+    if (run->final_status == CGW_RUN_FAILED) {
+        unstore_user_message(run);
+    }
+    persist_conversation(run);
     if (s->stored_messages == cgw_conversation_count(s->conv)) {
         cgw_conversation_free(s->conv); /* all in the store: read back for the next run */
         s->conv = NULL;
@@ -579,6 +610,7 @@ static void start_run(cgw_gateway_t *gw, struct evhttp_request *req, gw_session_
         cgw__gw_error(gw, req, 500, "api_error", "could not start the run: %s", cgw_strerror(rc));
         return;
     }
+    run->conv_start = s->stored_messages;
     s->run = run;
     gw->active_runs++;
     gw->metrics.runs_started++;

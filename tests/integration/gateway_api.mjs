@@ -274,6 +274,30 @@ const tests = {
     await stop(mock);
   },
 
+  async 'a failed run takes its message back; the session goes on'() {
+    const mock = await startMock({ turns: [
+      { status: 400, error: { type: 'invalid_request_error', message: 'messages.0.content.0: bad block' } },
+      { text: 'fine now' },
+    ] });
+    const gw = await startGateway({ mock, memory: true });
+    const sid = await newSession(gw.addr, undefined);
+    const bad = await sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: [{ type: 'bogus' }] } });
+    checkSequence(bad.events);
+    assert.equal(bad.events.at(-1).event, 'error');
+    assert.match(bad.events.at(-1).data.event.error, /bad block/);
+    let st = (await call(gw.addr, 'GET', `/v1/sessions/${sid}`)).json;
+    assert.equal(st.message_count, 0);
+    assert.equal(st.runs[0].status, 'failed');
+    const ok = await sse(gw.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: 'hello' } });
+    assert.equal(ok.events.at(-1).event, 'stream_complete');
+    st = (await call(gw.addr, 'GET', `/v1/sessions/${sid}`)).json;
+    assert.equal(st.message_count, 2);
+    const sent = (await call(mock.addr, 'GET', '/_mock/requests')).json.at(-1).body.messages;
+    assert.deepEqual(sent, [{ role: 'user', content: 'hello' }]);
+    assert.equal(await stop(gw), 0);
+    await stop(mock);
+  },
+
   async 'cancel a run'() {
     const mock = await startMock({ turns: [{ text: 'a slow answer that goes on and on', chunks: 40, delay_ms: 100 }] });
     const gw = await startGateway({ mock, memory: true });
