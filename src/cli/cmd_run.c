@@ -298,8 +298,9 @@ static int start_mcp(run_main_t *m)
     cgw_mcp_manager_options_t mo;
     cgw_mcp_manager_options_init(&mo);
     mo.config = m->mcp_cfg;
-    /* The run is over when the servers are stopped: a server that ignores the end of its stdin
-     * (server-everything's timers keep it alive at times) gets SIGTERM after 300 ms, not 2 s. */
+    /* The run is over once the servers are stopped: one that ignores the end of its stdin
+     * (server-everything does, when the client declared roots) gets SIGTERM after 300 ms
+     * rather than 2 s. */
     mo.term_grace_ms = 300;
     cgw_error_t err;
     cgw_error_clear(&err);
@@ -388,6 +389,9 @@ static int session_start(run_main_t *m, session_t *s, int index)
     lo.session_id = sid;
     lo.on_event = on_event;
     lo.on_event_user = s;
+    /* Every entry is written out inside its append and nothing reads the log back, so it keeps
+     * only the newest one: memory stays flat however long the runs get. */
+    lo.max_entries = 1;
     cgw_dispatcher_options_t dopts;
     cgw_dispatcher_options_init(&dopts);
     dopts.mcp = m->mcp;

@@ -26,6 +26,7 @@ typedef struct pending {
 struct cgw__run_approver {
     cgw__run_approve_t mode;
     bool tty;
+    bool warned; /* the no-terminal note was printed */
     struct event *stdin_ev;
     pending_t *head, *tail;
     char line[256];
@@ -106,10 +107,11 @@ static bool needs_approval(const char *tool_name, const json_t *input, void *use
 static void request_approval(const cgw_approval_request_t *req, void *user)
 {
     cgw__run_approver_t *ap = user;
-    if (ap->mode == CGW_RUN_APPROVE_ASK && !ap->tty) {
+    if (ap->mode == CGW_RUN_APPROVE_ASK && !ap->tty && !ap->warned) {
+        ap->warned = true; /* once, not once per call of every session */
         fprintf(stderr,
                 "claude-gateway run: --approve ask: stdin is not a terminal, so nobody can "
-                "answer; denying %s\n",
+                "answer; denying every tool call (the first: %s)\n",
                 req->tool_name);
     }
     pending_t *p = NULL;

@@ -18,21 +18,25 @@
 #define RESET "\x1b[0m"
 #define RESULT_WIDTH 100
 
-static void write_jsonl(cgw__run_view_t *v, const cgw_eventlog_entry_t *e)
+/* Returns false when the line could not be built (out of memory): a reader must never get a
+ * stream with a line silently missing, so that ends the output like a failed write. */
+static bool write_jsonl(cgw__run_view_t *v, const cgw_eventlog_entry_t *e)
 {
     cgw__run_out_t *o = v->out;
     if (!o->multi) {
         fwrite(e->json.ptr, 1, e->json.len, o->fp);
         fputc('\n', o->fp);
-        return;
+        return true;
     }
     /* {"session":K, + the entry without its opening brace: one line, one write. */
     o->tmp.len = 0;
-    if (cgw_buf_appendf(&o->tmp, "{\"session\":%d,", v->index) == CGW_OK &&
-        cgw_buf_append(&o->tmp, e->json.ptr + 1, e->json.len - 1) == CGW_OK &&
-        cgw_buf_append(&o->tmp, "\n", 1) == CGW_OK) {
-        fwrite(o->tmp.data, 1, o->tmp.len, o->fp);
+    if (cgw_buf_appendf(&o->tmp, "{\"session\":%d,", v->index) != CGW_OK ||
+        cgw_buf_append(&o->tmp, e->json.ptr + 1, e->json.len - 1) != CGW_OK ||
+        cgw_buf_append(&o->tmp, "\n", 1) != CGW_OK) {
+        return false;
     }
+    fwrite(o->tmp.data, 1, o->tmp.len, o->fp);
+    return true;
 }
 
 /* ---- text -------------------------------------------------------------------------------- */
@@ -222,12 +226,13 @@ void cgw__run_render(cgw__run_view_t *v, const cgw_eventlog_entry_t *entry, cons
     if (o->lost) {
         return;
     }
+    bool ok = true;
     if (o->format == CGW_RUN_OUT_JSONL) {
-        write_jsonl(v, entry);
+        ok = write_jsonl(v, entry);
     } else {
         render_text(v, event);
     }
-    if (fflush(o->fp) != 0 || ferror(o->fp)) {
+    if (fflush(o->fp) != 0 || ferror(o->fp) || !ok) {
         o->lost = true;
         if (o->on_lost != NULL) {
             o->on_lost(o->on_lost_user);

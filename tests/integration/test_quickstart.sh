@@ -3,6 +3,7 @@
 # from a ~/.claude.json that also lists a server outside the allow-list: the model is offered
 # greet + the allowed server's tools only, both tool calls run, every event is printed in
 # order and the program exits 0 after stream_complete; with a 400 it exits 1 after the error.
+# The README's trimmed copy must compile.
 set -euo pipefail
 
 BIN=${CGW_GATEWAY_BIN:?}
@@ -65,5 +66,15 @@ rc=$?
 set -e
 [ $rc -eq 1 ] || fail "expected exit 1 after an error, got $rc"
 tail -1 out | grep -q '"type":"error"' || fail "last event not an error: $(tail -1 out)"
+
+# The README's copy of the example must still compile against the headers.
+CC=${CC:-cc}
+if command -v "$CC" > /dev/null; then
+    sed -n '/^## Library quick start/,/^## /p' "$SRC/README.md" |
+        sed -n '/^```c$/,/^```$/p' | sed '1d;$d' > readme.c
+    [ -s readme.c ] || fail "no C block in the README's Library quick start"
+    "$CC" -std=c17 -fsyntax-only -Wall -Werror -I"$SRC/include" readme.c 2> cc.err ||
+        fail "README example does not compile: $(head -c 600 cc.err)"
+fi
 
 echo "test_quickstart: ok"

@@ -215,6 +215,16 @@ for (const q of r) {
 }
 ' || fail "requests seen by the mock"
 
+CASE=sessions-100
+curl -s -X POST "$URL/_mock/reset" > /dev/null
+run --prompt "tools please" --base-url "$URL" --mcp-config mcp.json --sessions 100
+expect_rc 0
+check '
+const done = lines.filter((l) => l.event.type === "stream_complete" && l.event.turns === 2);
+assert(new Set(done.map((l) => l.session)).size === 100, "100 sessions completed");
+assert(lines.filter((l) => l.event.type === "tool_result" && !l.event.is_error).length === 200,
+       "200 tool results");'
+
 CASE=error-exit
 mock '{"when_exhausted": "repeat_last", "turns": [{"status": 500, "headers": {"retry-after-ms": "5", "retry-after": null}}]}'
 run --prompt hi --base-url "$URL"
@@ -240,7 +250,7 @@ CASE=approve-ask-no-tty
 curl -s -X POST "$URL/_mock/reset" > /dev/null
 run --prompt "use the tools" --base-url "$URL" --mcp-config mcp.json --approve ask --output text
 expect_rc 0
-grep -q 'not a terminal' "$ERR" || fail "no note about the terminal: $(cat "$ERR")"
+[ "$(grep -c 'not a terminal' "$ERR")" = 1 ] || fail "not one note about the terminal: $(cat "$ERR")"
 grep -q 'user_denied' "$OUT" || fail "not denied"
 
 CASE=approve-ask-tty
