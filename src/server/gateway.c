@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 
 #include "core/alloc.h"
 #include "core/ctx_int.h"
@@ -329,6 +330,18 @@ static void dispatch(cgw_gateway_t *gw, struct evhttp_request *req, enum route r
     }
 }
 
+/* Bytes of the request's header lines ("Name: value\r\n" each). */
+static size_t header_bytes(struct evhttp_request *req)
+{
+    size_t n = 0;
+    const struct evkeyval *h;
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+    {
+        n += strlen(h->key) + strlen(h->value) + 4;
+    }
+    return n;
+}
+
 static const char *method_name(int m)
 {
     switch (m) {
@@ -370,6 +383,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (gw->stopping && r != R_HEALTH) {
         cgw__gw_error(gw, req, 503, "overloaded_error", "the gateway is shutting down");
+        return;
+    }
+    size_t hdr = header_bytes(req);
+    if (hdr > gw->max_headers) {
+        cgw__gw_error(gw, req, 431, "invalid_request_error",
+                      "the request headers are %zu bytes; the limit is %zu", hdr, gw->max_headers);
         return;
     }
     size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
@@ -433,6 +452,7 @@ static int copy_options(cgw_gateway_t *gw, const cgw_gateway_options_t *o, cgw_e
     gw->tool_timeout_ms = OR_DEFAULT(tool_timeout_ms);
     gw->approval_timeout_ms = OR_DEFAULT(approval_timeout_ms);
     gw->max_body = OR_DEFAULT(max_body_bytes);
+    gw->max_headers = OR_DEFAULT(max_header_bytes);
     gw->max_sessions = OR_DEFAULT(max_sessions_per_tenant);
     gw->max_runs = OR_DEFAULT(max_concurrent_runs);
     gw->max_streams_per_client = OR_DEFAULT(max_streams_per_client);
@@ -506,8 +526,8 @@ static int start(cgw_gateway_t *gw, const cgw_gateway_options_t *o, cgw_error_t 
     /* Bodies between our limit and evhttp's cap get our JSON 413; evhttp's own reply is only
      * for bodies far over the limit, which it refuses without buffering them. */
     evhttp_set_max_body_size(gw->http, (ev_ssize_t)(2 * gw->max_body + 64 * 1024));
-    evhttp_set_max_headers_size(
-        gw->http, (ev_ssize_t)(o->max_header_bytes != 0 ? o->max_header_bytes : 16 * 1024));
+    /* Same for headers: our JSON 431 up to twice the limit, evhttp's 400 beyond. */
+    evhttp_set_max_headers_size(gw->http, (ev_ssize_t)(2 * gw->max_headers + 8 * 1024));
     evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                              EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);

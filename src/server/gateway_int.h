@@ -115,6 +115,7 @@ struct cgw_gateway {
     size_t n_approval_tools;
     uint32_t approval_timeout_ms;
     size_t max_body;
+    size_t max_headers;
     size_t max_sessions;
     size_t max_runs;
     size_t max_streams_per_client;
