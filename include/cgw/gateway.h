@@ -68,7 +68,7 @@ typedef struct cgw_gateway_options {
     uint32_t approval_timeout_ms; /**< default 120000 */
     /* ---- limits (0 keeps the default) ---- */
     size_t max_body_bytes;          /**< 413 above; default 1 MiB */
-    size_t max_header_bytes;        /**< evhttp refuses larger headers (400/431); default 16 KiB */
+    size_t max_header_bytes;        /**< 431 above (evhttp refuses twice that); 16 KiB */
     size_t max_sessions_per_tenant; /**< 429 above; default 1000 */
     size_t max_concurrent_runs;     /**< across all tenants; 429 above; default 64 */
     size_t max_streams_per_client;  /**< open SSE streams per peer address; 429; default 32 */
