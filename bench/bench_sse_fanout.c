@@ -374,9 +374,12 @@ int main(int argc, char **argv)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if ((rlim_t)streams + 100 > rl.rlim_cur) {
-        fprintf(stderr, "bench_sse_fanout: RLIMIT_NOFILE %llu is too low for %d streams\n",
-                (unsigned long long)rl.rlim_cur, streams);
-        return 1;
+        int fit = rl.rlim_cur > 200 ? (int)rl.rlim_cur - 100 : 100;
+        fprintf(stderr,
+                "bench_sse_fanout: RLIMIT_NOFILE is %llu: %d streams instead of %d (raise the "
+                "hard limit for the full figure)\n",
+                (unsigned long long)rl.rlim_cur, fit, streams);
+        streams = fit;
     }
     if (mkdtemp(TMP) == NULL) {
         die("mkdtemp");

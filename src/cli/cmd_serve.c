@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -379,6 +380,12 @@ int cgw__cmd_serve(int argc, char **argv)
         return status;
     }
     signal(SIGPIPE, SIG_IGN); /* a client that goes away must not kill the gateway */
+    /* One descriptor per stream: take every descriptor the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (open_ctx(&s) != 0) {
         serve_config_free(&s.cfg);
         return 1;
