@@ -237,6 +237,7 @@ static int open_gateway(serve_t *s, cgw_error_t *err)
     o.max_header_bytes = c->max_header_bytes;
     o.max_sessions_per_tenant = c->max_sessions_per_tenant;
     o.max_concurrent_runs = c->max_concurrent_runs;
+    o.max_loaded_sessions = c->max_loaded_sessions;
     o.max_streams_per_client = c->max_streams_per_client;
     o.stream_buffer_bytes = c->stream_buffer_bytes;
     o.stream_stall_ms = (uint32_t)c->stream_stall_ms;

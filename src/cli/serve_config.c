@@ -51,6 +51,7 @@ static const key_t_ keys[] = {
     {"max_header_bytes", K_U64, F(max_header_bytes), NULL},
     {"max_sessions_per_tenant", K_U64, F(max_sessions_per_tenant), NULL},
     {"max_concurrent_runs", K_U64, F(max_concurrent_runs), NULL},
+    {"max_loaded_sessions", K_U64, F(max_loaded_sessions), NULL},
     {"max_streams_per_client", K_U64, F(max_streams_per_client), NULL},
     {"stream_buffer_bytes", K_U64, F(stream_buffer_bytes), NULL},
     {"stream_stall_ms", K_U64, F(stream_stall_ms), NULL},

@@ -22,6 +22,7 @@ typedef struct serve_config {
     bool strict_mcp_config;
     uint64_t max_tokens, max_turns, tool_timeout_ms, approval_timeout_ms;
     uint64_t max_body_bytes, max_header_bytes, max_sessions_per_tenant, max_concurrent_runs;
+    uint64_t max_loaded_sessions;
     uint64_t max_streams_per_client, stream_buffer_bytes, ping_interval_ms, shutdown_grace_ms;
     uint64_t stub_delay_ms, stream_stall_ms;
     bool cancel_on_disconnect;

@@ -32,6 +32,7 @@ void cgw_gateway_options_init(cgw_gateway_options_t *opts)
     opts->max_body_bytes = 1024 * 1024;
     opts->max_header_bytes = 16 * 1024;
     opts->max_sessions_per_tenant = 1000;
+    opts->max_loaded_sessions = 10000;
     opts->max_concurrent_runs = 64;
     opts->max_streams_per_client = 32;
     opts->stream_buffer_bytes = 1024 * 1024;
@@ -454,6 +455,7 @@ static int copy_options(cgw_gateway_t *gw, const cgw_gateway_options_t *o, cgw_e
     gw->max_body = OR_DEFAULT(max_body_bytes);
     gw->max_headers = OR_DEFAULT(max_header_bytes);
     gw->max_sessions = OR_DEFAULT(max_sessions_per_tenant);
+    gw->max_loaded = OR_DEFAULT(max_loaded_sessions);
     gw->max_runs = OR_DEFAULT(max_concurrent_runs);
     gw->max_streams_per_client = OR_DEFAULT(max_streams_per_client);
     gw->stream_cap = OR_DEFAULT(stream_buffer_bytes);

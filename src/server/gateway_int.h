@@ -96,6 +96,8 @@ struct gw_session {
     cgw_approvals_t *approvals;
     json_t *settings; /* {system, model, max_turns, allowed_tools} */
     gw_run_t *run;    /* the active run, or NULL */
+    size_t runs_held; /* run objects (active or still streamed) that point here */
+    uint64_t used_ms; /* last use, for unloading idle sessions */
 };
 
 struct cgw_gateway {
@@ -117,6 +119,7 @@ struct cgw_gateway {
     size_t max_body;
     size_t max_headers;
     size_t max_sessions;
+    size_t max_loaded;
     size_t max_runs;
     size_t max_streams_per_client;
     size_t stream_cap;

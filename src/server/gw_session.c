@@ -42,6 +42,40 @@ static int load_message(uint64_t index, const char *json, size_t len, void *user
     return cgw_conversation_append_json(s->conv, json, len, NULL);
 }
 
+static int by_use(const void *a, const void *b)
+{
+    const gw_session_t *x = *(gw_session_t *const *)a, *y = *(gw_session_t *const *)b;
+    return x->used_ms < y->used_ms ? -1 : x->used_ms > y->used_ms;
+}
+
+/* Keeps the loaded sessions under max_loaded_sessions: past it, the least recently used ones
+ * that nothing holds (no run object, no approval pending) are unloaded, down to 7/8 of the
+ * bound so the sort is paid once per many loads (`keep`, the session being loaded, stays).
+ * An unloaded session is read back from the
+ * store when it is used again; what it loses is its allow_tool_type approvals. */
+static void evict_idle(cgw_gateway_t *gw, const gw_session_t *keep)
+{
+    if (gw->sessions.len <= gw->max_loaded) {
+        return;
+    }
+    gw_session_t **c = cgw__calloc(gw->sessions.len, sizeof(*c));
+    size_t n = 0;
+    for (size_t i = 0; c != NULL && i < gw->sessions.cap; i++) {
+        gw_session_t *s = gw->sessions.slots[i].value;
+        if (gw->sessions.slots[i].key != NULL && s != keep && s->runs_held == 0 &&
+            cgw_approvals_pending_count(s->approvals) == 0) {
+            c[n++] = s;
+        }
+    }
+    qsort(c, n, sizeof(*c), by_use);
+    size_t target = gw->max_loaded - gw->max_loaded / 8;
+    for (size_t i = 0; i < n && gw->sessions.len > target; i++) {
+        cgw__map_del(&gw->sessions, c[i]->id);
+        session_free(c[i]);
+    }
+    cgw_free(c);
+}
+
 /* The loaded session `id` of `tenant`, loading it from the store when needed. NULL with *rc
  * CGW_ENOENT (unknown or another tenant's) or another error. */
 static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const char *id, int *rc,
@@ -50,6 +84,7 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
     gw_session_t *s = cgw__map_get(&gw->sessions, id);
     if (s != NULL) {
         *rc = strcmp(s->tenant, tenant) == 0 ? CGW_OK : CGW_ENOENT;
+        s->used_ms = cgw__now_ms();
         return *rc == CGW_OK ? s : NULL;
     }
     cgw_store_session_t rec;
@@ -64,6 +99,7 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
         snprintf(s->id, sizeof(s->id), "%s", rec.id);
         snprintf(s->tenant, sizeof(s->tenant), "%s", rec.tenant);
         s->gw = gw;
+        s->used_ms = cgw__now_ms();
         s->settings = json_loadb(rec.settings, rec.settings_len, 0, NULL);
         *rc = s->settings != NULL ? CGW_OK : CGW_ECORRUPT;
     }
@@ -75,6 +111,7 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
         session_free(s);
         return NULL;
     }
+    evict_idle(gw, s);
     return s;
 }
 
@@ -236,6 +273,7 @@ static void run_free(gw_run_t *run)
 {
     cgw_gateway_t *gw = run->gw;
     cgw__map_del(&gw->runs, run->id);
+    run->session->runs_held--;
     cgw__gw_streams_run_gone(gw, run);
     cgw_runner_free(run->runner);
     cgw_dispatcher_free(run->dispatcher);
@@ -521,6 +559,7 @@ static gw_run_t *run_new(cgw_gateway_t *gw, gw_session_t *s, const cgw_store_run
     memcpy(run->tenant, s->tenant, sizeof(run->tenant));
     run->gw = gw;
     run->session = s;
+    s->runs_held++;
     run->mcp = gw->mcp;
     run->started_ms = run->turn_started_ms = cgw__now_ms();
     run->release_ev = event_new(cgw_ctx_base(gw->ctx), -1, 0, on_release, run);

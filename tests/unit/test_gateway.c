@@ -290,6 +290,33 @@ static void test_shutdown_ends_streams(void **state)
     stop(&f);
 }
 
+/* Past max_loaded_sessions idle sessions are unloaded, and read back from the store when used. */
+static void test_sessions_unloaded(void **state)
+{
+    (void)state;
+    cgw_gateway_options_t o;
+    cgw_gateway_options_init(&o);
+    o.max_loaded_sessions = 8;
+    fixture_t f;
+    start(&f, &o);
+    char sids[12][64], rid[64], path[160];
+    for (int i = 0; i < 12; i++) {
+        new_session(&f, NULL, sids[i]);
+        post_message(&f, sids[i], NULL, rid);
+        snprintf(path, sizeof(path), "/v1/runs/%s/events", rid);
+        reply_free(req(&f, EVHTTP_REQ_GET, path, NULL, NULL));
+        cgw_gateway_stats_t st;
+        cgw_gateway_stats(f.gw, &st);
+        assert_true(st.sessions_loaded <= 8);
+    }
+    post_message(&f, sids[0], NULL, rid); /* unloaded long ago: read back */
+    snprintf(path, sizeof(path), "/v1/runs/%s/events", rid);
+    reply_free(req(&f, EVHTTP_REQ_GET, path, NULL, NULL));
+    snprintf(path, sizeof(path), "/v1/sessions/%s", sids[0]);
+    expect(&f, EVHTTP_REQ_GET, path, NULL, NULL, 200, "\"message_count\":4");
+    stop(&f);
+}
+
 /* Freeing the gateway with a run in progress and a stream open (teardown without shutdown). */
 static void test_free_with_stream_open(void **state)
 {
@@ -348,7 +375,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_and_replay),        cmocka_unit_test(test_errors),
         cmocka_unit_test(test_shutdown_ends_streams), cmocka_unit_test(test_free_with_stream_open),
-        cmocka_unit_test(test_new_refusals),
+        cmocka_unit_test(test_sessions_unloaded),     cmocka_unit_test(test_new_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
