@@ -21,9 +21,8 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: claude-gateway <command> [options]\n\n"
-            "Streaming Claude agents with MCP tools (libcgw %s).\n\ncommands:\n",
+    fprintf(out, "usage: claude-gateway <command> [options]\n\n"
+                 "Streaming Claude agents with MCP tools (libcgw %s).\n\ncommands:\n",
             cgw_version());
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
