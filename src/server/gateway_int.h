@@ -81,6 +81,7 @@ struct gw_run {
     uint64_t turn_started_ms; /* for the model-turn histogram */
     struct event *release_ev; /* frees the run once it is done and unwatched */
     json_t *excluded_defs;    /* tool definitions while the runner is being made */
+    json_t *approval_names;   /* {tool_call_id: tool_name} of its approval requests */
     size_t watchers;          /* streams reading this run's log */
     bool done;                /* the runner reported its end */
     bool store_failed;        /* an event could not be stored (logged once) */

@@ -102,6 +102,14 @@ static gw_session_t *session_load(cgw_gateway_t *gw, const char *tenant, const c
         s->used_ms = cgw__now_ms();
         s->settings = json_loadb(rec.settings, rec.settings_len, 0, NULL);
         *rc = s->settings != NULL ? CGW_OK : CGW_ECORRUPT;
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(s->settings, "approved_tools"), i, t)
+        {
+            if (*rc == CGW_OK && json_is_string(t)) {
+                *rc = cgw_approvals_allow(s->approvals, json_string_value(t));
+            }
+        }
     }
     if (*rc == CGW_OK) {
         *rc = cgw__map_put(&gw->sessions, s->id, s);
@@ -278,6 +286,7 @@ static void run_free(gw_run_t *run)
     cgw_runner_free(run->runner);
     cgw_dispatcher_free(run->dispatcher);
     cgw_eventlog_free(run->log);
+    json_decref(run->approval_names);
     if (run->release_ev != NULL) {
         event_free(run->release_ev);
     }
@@ -355,6 +364,10 @@ static void on_log_event(cgw_eventlog_t *log, const cgw_eventlog_entry_t *entry,
     char type[CGW_STORE_TYPE_MAX];
     snprintf(type, sizeof(type), "%.*s", (int)entry->type.len, entry->type.ptr);
     count_event(gw, run, type, event);
+    if (strcmp(type, "tool_approval_request") == 0 && run->approval_names != NULL) {
+        json_object_set(run->approval_names, cgw_json_str(event, "tool_call_id", ""),
+                        json_object_get(event, "tool_name"));
+    }
     cgw_store_event_t ev = {entry->seq, entry->ts, type, entry->json.ptr, entry->json.len};
     cgw_error_t err;
     cgw_error_clear(&err);
@@ -563,6 +576,7 @@ static gw_run_t *run_new(cgw_gateway_t *gw, gw_session_t *s, const cgw_store_run
     run->mcp = gw->mcp;
     run->started_ms = run->turn_started_ms = cgw__now_ms();
     run->release_ev = event_new(cgw_ctx_base(gw->ctx), -1, 0, on_release, run);
+    run->approval_names = json_object();
     cgw_eventlog_options_t lo;
     cgw_eventlog_options_init(&lo);
     lo.session_id = s->id;
@@ -741,6 +755,32 @@ void cgw__gw_run_cancel(cgw_gateway_t *gw, struct evhttp_request *req, const cha
                   cgw_run_status_name(r.status));
 }
 
+/* allow_tool_type: the tool joins the session's "approved_tools" setting, so the approval
+ * outlives this process and an unload (session_load allows them again). */
+static void remember_approval(cgw_gateway_t *gw, gw_session_t *s, gw_run_t *run, const char *call)
+{
+    json_t *name = run != NULL ? json_object_get(run->approval_names, call) : NULL;
+    if (!json_is_string(name)) {
+        return;
+    }
+    json_t *list = json_object_get(s->settings, "approved_tools");
+    if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(s->settings, "approved_tools", list);
+    }
+    json_array_append(list, name);
+    size_t len = 0;
+    char *text = cgw_json_dump(s->settings, &len);
+    cgw_error_t err;
+    cgw_error_clear(&err);
+    if (text == NULL ||
+        cgw_store_session_update_settings(gw->store, s->tenant, s->id, text, len, &err) != CGW_OK) {
+        CGW_ERROR(gw->ctx, "gateway", "session %s: approval of %s not stored: %s", s->id,
+                  json_string_value(name), err.message);
+    }
+    cgw_free(text);
+}
+
 static bool approval_body(const json_t *b, const char **call, const char **nonce, bool *approved,
                           bool *allow)
 {
@@ -778,6 +818,9 @@ void cgw__gw_run_approval(cgw_gateway_t *gw, struct evhttp_request *req, const c
         lookup_failed(gw, req, rc, &err, "session");
     } else {
         rc = cgw_approvals_answer(s->approvals, call, nonce, approved, allow);
+        if (rc == CGW_OK && approved && allow) {
+            remember_approval(gw, s, cgw__gw_run_find(gw, tenant, id), call);
+        }
         if (rc == CGW_OK) {
             json_t *out =
                 json_pack("{s:b, s:s, s:b}", "ok", 1, "tool_call_id", call, "approved", approved);

@@ -248,7 +248,7 @@ const tests = {
     const use = (id) => ({ content: [{ type: 'tool_use', id, name: 'echo', input: { message: id } }] });
     const mock = await startMock({ turns: [use('toolu_d1'), { text: 'denied' }, use('toolu_d2'),
       { text: 'ran' }, use('toolu_d3'), { text: 'ran again' }] });
-    const gw = await startGateway({ mock, memory: true, set: { mcp_config: everythingConfig(), approval_tools: '*' } });
+    const gw = await startGateway({ mock, set: { mcp_config: everythingConfig(), approval_tools: '*' } });
     for (let i = 0; i < 100; i++) {
       if ((await call(gw.addr, 'GET', '/v1/tools')).json.tools.length) break;
       await sleep(100);
@@ -271,7 +271,20 @@ const tests = {
     assert.ok(!free.events.some((f) => f.event === 'tool_approval_request'));
     assert.equal(free.events.find((f) => f.event === 'tool_result').data.event.is_error, false);
     checkSequence(free.events);
+    assert.deepEqual((await call(gw.addr, 'GET', `/v1/sessions/${sid}`)).json.settings.approved_tools, ['echo']);
     assert.equal(await stop(gw), 0);
+    // The approval is part of the session: it survives a restart.
+    await call(mock.addr, 'POST', '/_mock/reset');
+    const gw2 = await startGateway({ mock, dataDir: gw.dataDir, set: { mcp_config: everythingConfig(), approval_tools: '*' } });
+    for (let i = 0; i < 100; i++) {
+      if ((await call(gw2.addr, 'GET', '/v1/tools')).json.tools.length) break;
+      await sleep(100);
+    }
+    await call(mock.addr, 'POST', '/_mock/script', { body: { turns: [use('toolu_d4'), { text: 'after restart' }] } });
+    const after = await sse(gw2.addr, `/v1/sessions/${sid}/messages`, { method: 'POST', body: { content: 'go' } });
+    assert.ok(!after.events.some((f) => f.event === 'tool_approval_request'));
+    assert.equal(after.events.find((f) => f.event === 'tool_result').data.event.is_error, false);
+    assert.equal(await stop(gw2), 0);
     await stop(mock);
   },
 
