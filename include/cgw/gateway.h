@@ -71,8 +71,8 @@ typedef struct cgw_gateway_options {
     size_t max_header_bytes;        /**< 431 above (evhttp refuses twice that); 16 KiB */
     size_t max_sessions_per_tenant; /**< 429 above; default 1000 */
     size_t max_loaded_sessions;     /**< sessions kept in memory (settings, approvals); past it
-                                         idle ones are unloaded and read back when used (their
-                                         allow_tool_type approvals are lost); default 10000 */
+                                         idle ones are unloaded and read back from the store
+                                         when used; default 10000 */
     size_t max_concurrent_runs;     /**< across all tenants; 429 above; default 64 */
     size_t max_streams_per_client;  /**< open SSE streams per peer address; 429; default 32 */
     size_t stream_buffer_bytes;     /**< output cap per stream: a stream writes only while its
