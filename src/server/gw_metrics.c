@@ -4,6 +4,7 @@
  * beyond a table's capacity are folded into one "other" row so a client cannot grow memory by
  * inventing label values. Nothing secret is ever a label: statuses, event types, token kinds,
  * MCP server names and tool outcomes only. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,20 +19,21 @@ static const double bounds[GW_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.
 
 void cgw__gw_count(gw_counter_t *c, const char *a, const char *b, uint64_t by)
 {
+    if (c->n >= GW_COUNTER_ROWS - 1) {
+        /* Full but for the last row, which collects every label set that does not fit. */
+        bool known = false;
+        for (size_t i = 0; i < c->n && !known; i++) {
+            known = strcmp(c->rows[i].a, a) == 0 && strcmp(c->rows[i].b, b) == 0;
+        }
+        if (!known) {
+            a = "other";
+            b = "other";
+        }
+    }
     for (size_t i = 0; i < c->n; i++) {
         if (strcmp(c->rows[i].a, a) == 0 && strcmp(c->rows[i].b, b) == 0) {
             c->rows[i].value += by;
             return;
-        }
-    }
-    if (c->n == GW_COUNTER_ROWS - 1) {
-        a = "other"; /* the last row collects every label set that does not fit */
-        b = "other";
-        for (size_t i = 0; i < c->n; i++) {
-            if (strcmp(c->rows[i].a, a) == 0) {
-                c->rows[i].value += by;
-                return;
-            }
         }
     }
     gw_counter_row_t *r = &c->rows[c->n++];

@@ -9,6 +9,7 @@
 #include <event2/http.h>
 
 #include "core/buf.h"
+#include "server/gateway_int.h"
 #include "testutil.h"
 
 typedef struct fixture {
@@ -341,6 +342,33 @@ static void test_free_with_stream_open(void **state)
     reply_free(s);
 }
 
+/* Label sets past a counter's capacity fold into one "other" row; nothing overflows. */
+static void test_counter_capacity(void **state)
+{
+    (void)state;
+    gw_counter_t *c = calloc(1, sizeof(*c));
+    char name[16];
+    for (int i = 0; i < 3 * GW_COUNTER_ROWS; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        cgw__gw_count(c, name, "ok", 1);
+    }
+    cgw__gw_count(c, "s0", "ok", 5); /* a known row still counts as itself */
+    assert_int_equal(c->n, GW_COUNTER_ROWS);
+    assert_string_equal(c->rows[0].a, "s0");
+    assert_int_equal(c->rows[0].value, 6);
+    assert_string_equal(c->rows[GW_COUNTER_ROWS - 1].a, "other");
+    assert_int_equal(c->rows[GW_COUNTER_ROWS - 1].value,
+                     3 * GW_COUNTER_ROWS - (GW_COUNTER_ROWS - 1));
+    gw_hist_t h;
+    memset(&h, 0, sizeof(h));
+    cgw__gw_observe(&h, 0.001);
+    cgw__gw_observe(&h, 1000);
+    assert_int_equal(h.counts[0], 1);
+    assert_int_equal(h.counts[GW_HIST_BUCKETS], 1);
+    assert_int_equal(h.n, 2);
+    free(c);
+}
+
 static void test_new_refusals(void **state)
 {
     (void)state;
@@ -372,10 +400,16 @@ static void test_new_refusals(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_and_replay),        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_shutdown_ends_streams), cmocka_unit_test(test_free_with_stream_open),
-        cmocka_unit_test(test_sessions_unloaded),     cmocka_unit_test(test_new_refusals),
+        cmocka_unit_test(test_run_and_replay),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_shutdown_ends_streams),
+        cmocka_unit_test(test_free_with_stream_open),
+        cmocka_unit_test(test_sessions_unloaded),
+        cmocka_unit_test(test_counter_capacity),
+        cmocka_unit_test(test_new_refusals),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
