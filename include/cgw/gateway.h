@@ -117,8 +117,8 @@ typedef void (*cgw_gateway_stopped_cb)(cgw_gateway_t *gw, void *user);
 /** Graceful stop: closes the listening sockets, ends every run in progress with the error
  *  event "the gateway is shutting down" (code "shutdown"; the run is stored as interrupted),
  *  lets open streams deliver it and end, then calls `done` on the loop (after at most
- *  shutdown_grace_ms; streams still open then are closed). Requests arriving meanwhile get
- *  503. Calling it twice is a no-op. */
+ *  shutdown_grace_ms; streams still open then are closed). New connections are refused at
+ *  once; requests on connections already open get 503. Calling it twice is a no-op. */
 CGW_EXTERN void cgw_gateway_shutdown(cgw_gateway_t *gw, cgw_gateway_stopped_cb done, void *user);
 
 /** Frees the gateway (NULL is fine): open streams are closed, runs are cancelled. */

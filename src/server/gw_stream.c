@@ -15,9 +15,9 @@
  * finds the output over half the cap (a burst, or a slow client) sends the stream back to
  * catching up, so a connection never holds more than half the cap plus one frame. A client
  * whose output stays that full for stall_ms reads too slowly: its connection is dropped, and
- * it resumes with Last-Event-ID. A client that goes away
- * is seen through the connection's close callback, which frees the stream; the run goes on
- * unless the stream was started by POST .../messages with cancel_on_disconnect. */
+ * it resumes with Last-Event-ID. A client that goes away is seen through the connection's
+ * close callback, which frees the stream; the run goes on unless the stream was started by
+ * POST .../messages with cancel_on_disconnect. */
 #include <stdio.h>
 #include <string.h>
 
