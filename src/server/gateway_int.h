@@ -186,6 +186,8 @@ void cgw__gw_sessions_free_all(cgw_gateway_t *gw);
 /* GET /v1/runs/{id}/events: checks the run and the resume position, then streams. */
 void cgw__gw_events(cgw_gateway_t *gw, struct evhttp_request *req, const char *tenant,
                     const char *run_id);
+/* False (429 sent) when the request's client already has max_streams_per_client streams. */
+bool cgw__gw_stream_allowed(cgw_gateway_t *gw, struct evhttp_request *req);
 /* Streams `run` (active, just started) in the response to `req` from seq 1. */
 void cgw__gw_stream_run(cgw_gateway_t *gw, struct evhttp_request *req, gw_run_t *run);
 /* Closes every open stream now (gateway teardown). */

@@ -703,6 +703,8 @@ void cgw__gw_session_message(cgw_gateway_t *gw, struct evhttp_request *req, cons
     } else if (gw->active_runs >= gw->max_runs) {
         cgw__gw_error(gw, req, 429, "rate_limit_error",
                       "%zu runs are in progress; the limit is %zu", gw->active_runs, gw->max_runs);
+    } else if (wants_stream(req) && !cgw__gw_stream_allowed(gw, req)) {
+        /* 429 sent, and no run started that nobody would watch */
     } else {
         start_run(gw, req, s, msg);
     }

@@ -297,26 +297,38 @@ static void on_replay(evutil_socket_t fd, short what, void *arg)
 
 /* ---- opening streams --------------------------------------------------------------------- */
 
+/* The peer address of the request's connection (borrowed from evhttp). */
+static const char *peer_of(struct evhttp_request *req)
+{
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+    return addr != NULL ? addr : "?";
+}
+
+bool cgw__gw_stream_allowed(cgw_gateway_t *gw, struct evhttp_request *req)
+{
+    const gw_peer_t *p = peer_find(gw, peer_of(req), false);
+    if (p != NULL && p->streams >= gw->max_streams_per_client) {
+        cgw__gw_error(gw, req, 429, "rate_limit_error",
+                      "this client has %zu streams open; the limit is %zu", p->streams,
+                      gw->max_streams_per_client);
+        return false;
+    }
+    return true;
+}
+
 static gw_stream_t *stream_open(cgw_gateway_t *gw, struct evhttp_request *req, const char *tenant,
                                 const char *run_id)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evcon, &addr, &port);
-    gw_peer_t *p = peer_find(gw, addr != NULL ? addr : "?", true);
-    if (p == NULL) {
-        cgw__gw_error(gw, req, 500, "api_error", "out of memory");
-        return NULL;
-    }
-    if (p->streams >= gw->max_streams_per_client) {
-        cgw__gw_error(gw, req, 429, "rate_limit_error",
-                      "this client has %zu streams open; the limit is %zu", p->streams,
-                      gw->max_streams_per_client);
+    if (!cgw__gw_stream_allowed(gw, req)) {
         return NULL;
     }
     gw_stream_t *st = cgw__calloc(1, sizeof(*st));
-    if (st == NULL) {
+    gw_peer_t *p = st != NULL ? peer_find(gw, peer_of(req), true) : NULL;
+    if (p == NULL) {
+        cgw_free(st);
         cgw__gw_error(gw, req, 500, "api_error", "out of memory");
         return NULL;
     }

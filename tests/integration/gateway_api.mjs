@@ -197,6 +197,24 @@ const tests = {
     assert.equal(await stop(gw), 0);
   },
 
+  async 'a streamed message over the stream limit starts no run'() {
+    const gw = await startGateway({ memory: true, set: { max_streams_per_client: '1', stub_delay_ms: '100' } });
+    const a = gw.addr;
+    const s1 = await newSession(a);
+    const s2 = await newSession(a);
+    const r1 = await call(a, 'POST', `/v1/sessions/${s1}/messages`, { body: { content: 'watch me' } });
+    const watching = sse(a, `/v1/runs/${r1.json.run_id}/events`);
+    for (let i = 0; i < 100 && (await call(a, 'GET', '/healthz')).json.open_streams < 1; i++) await sleep(20);
+    const refused = await sse(a, `/v1/sessions/${s2}/messages`, { method: 'POST', body: { content: 'stream me' } });
+    assert.equal(refused.status, 429);
+    assert.match(refused.json.error.message, /streams open/);
+    const st = (await call(a, 'GET', `/v1/sessions/${s2}`)).json;
+    assert.equal(st.runs.length, 0);
+    assert.equal(st.message_count, 0);
+    checkSequence((await watching).events);
+    assert.equal(await stop(gw), 0);
+  },
+
   async 'approvals over HTTP: every status'() {
     const mock = await startMock({ turns: [
       { content: [{ type: 'tool_use', id: 'toolu_p1', name: 'echo', input: { message: 'approved call' } }] },
