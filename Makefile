@@ -39,8 +39,16 @@ test-asan: build-asan
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j$(JOBS)
 
+# The gateway on 127.0.0.1:8080, data in ./data (git-ignored). Settings: docs/server.md.
+LISTEN ?= 127.0.0.1:8080
 run: build
-	@$(BUILD)/claude-gateway --help
+	@echo "claude-gateway serve on http://$(LISTEN) (data in ./data; Ctrl-C stops it)"
+	@echo "In another terminal:"
+	@echo "  curl -s http://$(LISTEN)/healthz"
+	@echo "  S=\$$(curl -s -X POST http://$(LISTEN)/v1/sessions | sed -E 's/.*\"session_id\":\"([^\"]+)\".*/\1/')"
+	@echo "  curl -N -X POST http://$(LISTEN)/v1/sessions/\$$S/messages -H 'Accept: text/event-stream' -d '{\"content\":\"Hello!\"}'"
+	@echo "Without ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) every run answers with a stub text."
+	@exec $(BUILD)/claude-gateway serve --listen $(LISTEN) --data-dir data
 
 bench: build
 	@for b in $(BUILD)/bench/bench_*; do echo "== $$b"; $$b || exit 1; done

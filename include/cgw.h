@@ -13,11 +13,17 @@
 #include "cgw/eventlog.h"
 #include "cgw/mcp_config.h"
 #include "cgw/mcp_tools.h"
+#include "cgw/store.h"
+#include "cgw/anthropic.h"
+#include "cgw/mock_api.h"
+#include "cgw/mcp_config.h"
+#include "cgw/mcp_tools.h"
 #include "cgw/anthropic.h"
 #include "cgw/mock_api.h"
 #include "cgw/store.h"
 #include "cgw/mcp.h"
 #include "cgw/dispatcher.h"
 #include "cgw/runner.h"
+#include "cgw/gateway.h"
 
 #endif

@@ -6,6 +6,7 @@
 int cgw__cmd_version(int argc, char **argv);
 int cgw__cmd_mock_api(int argc, char **argv);
 int cgw__cmd_tools(int argc, char **argv);
+int cgw__cmd_serve(int argc, char **argv);
 int cgw__cmd_run(int argc, char **argv);
 
 #endif

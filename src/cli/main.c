@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"mock-api", cgw__cmd_mock_api, "run a scripted Anthropic-compatible API server"},
     {"tools", cgw__cmd_tools, "start the MCP servers and list their tools"},
     {"run", cgw__cmd_run, "run the agent loop on one prompt, print its events"},
+    {"serve", cgw__cmd_serve, "run the HTTP gateway (sessions, SSE, approvals, metrics)"},
 };
 
 static void usage(FILE *out)
