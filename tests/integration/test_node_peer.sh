@@ -33,7 +33,7 @@ mock() {
     printf '%s' "$1" > script.json
     "$BIN" mock-api --script script.json > mock.out 2>&1 &
     MOCK_PID=$!
-    for _ in $(seq 100); do grep -q 'listening on' mock.out && break; sleep 0.05; done
+    for _ in $(seq 400); do grep -q 'listening on' mock.out && break; sleep 0.05; done
     URL="http://$(sed -n 's/^listening on //p' mock.out)"
 }
 

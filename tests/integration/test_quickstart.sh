@@ -34,7 +34,7 @@ JSON
 cd "$T"
 "$BIN" mock-api --script script.json > mock.out 2>&1 &
 MOCK_PID=$!
-for _ in $(seq 100); do grep -q 'listening on' mock.out && break; sleep 0.05; done
+for _ in $(seq 400); do grep -q 'listening on' mock.out && break; sleep 0.05; done
 URL="http://$(sed -n 's/^listening on //p' mock.out)"
 
 HOME="$T/home" ANTHROPIC_API_KEY=test ANTHROPIC_BASE_URL="$URL" timeout 60 "$QS" > out 2> err ||

@@ -40,7 +40,7 @@ mock() {
     printf '%s' "$1" > script.json
     "$BIN" mock-api --script script.json > mock.out 2> mock.err &
     MOCK_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 400); do
         grep -q 'listening on' mock.out 2>/dev/null && break
         sleep 0.05
     done
