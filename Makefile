@@ -53,7 +53,7 @@ run: build
 bench: build
 	@for b in $(BUILD)/bench/bench_*; do echo "== $$b"; $$b || exit 1; done
 
-# libFuzzer builds (clang); FUZZ_SECONDS per target. See docs/testing.md.
+# libFuzzer builds (clang); FUZZ_SECONDS per target. See docs/development.md.
 FUZZ_SECONDS ?= 60
 fuzz:
 	@CGW_SETUP_FUZZ=1 bash scripts/setup.sh
