@@ -45,7 +45,7 @@ run: build
 	@echo "claude-gateway serve on http://$(LISTEN) (data in ./data; Ctrl-C stops it)"
 	@echo "In another terminal:"
 	@echo "  curl -s http://$(LISTEN)/healthz"
-	@echo "  S=\$$(curl -s -X POST http://$(LISTEN)/v1/sessions | sed -E 's/.*\"session_id\":\"([^\"]+)\".*/\1/')"
+	@echo "  S=\$$(curl -s -X POST http://$(LISTEN)/v1/sessions | grep -o 'sess_[A-Za-z0-9_-]*')"
 	@echo "  curl -N -X POST http://$(LISTEN)/v1/sessions/\$$S/messages -H 'Accept: text/event-stream' -d '{\"content\":\"Hello!\"}'"
 	@echo "Without ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) every run answers with a stub text."
 	@exec $(BUILD)/claude-gateway serve --listen $(LISTEN) --data-dir data
