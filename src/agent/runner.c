@@ -601,11 +601,13 @@ static void add_usage(cgw_runner_t *r, const json_t *u, const char *model)
     r->usage.cache_creation_1h_tokens += c.cache_creation_1h_tokens;
     r->usage.cache_read_input_tokens += c.cache_read_input_tokens;
     r->usage.estimated_cost_usd += c.estimated_cost_usd;
-    json_t *ev = usage_json(&c, true);
-    if (ev != NULL) {
-        json_object_set_new(ev, "type", json_string("usage"));
-        json_object_set_new(ev, "model", json_string(model ? model : ""));
+    /* "type" first, as in every other event, so that readers of the raw lines see it first. */
+    json_t *ev = json_pack("{s:s,s:s}", "type", "usage", "model", model ? model : "");
+    json_t *counts = usage_json(&c, true);
+    if (ev != NULL && counts != NULL) {
+        json_object_update(ev, counts);
     }
+    json_decref(counts);
     cgw__runner_emit(r, ev);
 }
 
