@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "cgw.h"
+#include "mock_proc.h"
 
 extern char **environ;
 
@@ -55,39 +56,6 @@ static double wall_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static pid_t start_mock(const char *bin, const char *script, char *base, size_t cap)
-{
-    int out[2];
-    pid_t pid = -1;
-    if (pipe(out) != 0) {
-        return -1;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    char a0[1300], a1[] = "mock-api", a2[] = "--listen", a3[] = "127.0.0.1:0", a4[] = "--script";
-    char a5[1024];
-    snprintf(a0, sizeof(a0), "%s", bin);
-    snprintf(a5, sizeof(a5), "%s", script);
-    char *argv[] = {a0, a1, a2, a3, a4, a5, NULL};
-    int rc = posix_spawn(&pid, a0, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    char line[256];
-    size_t n = 0;
-    while (rc == 0 && n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n') {
-        n++;
-    }
-    line[n] = '\0';
-    close(out[0]);
-    const char *addr = strstr(line, "listening on ");
-    if (rc != 0 || addr == NULL) {
-        return -1;
-    }
-    snprintf(base, cap, "http://%s", addr + 13);
-    return pid;
-}
 
 /* ---- baseline: bare calls --------------------------------------------------------------- */
 
@@ -256,7 +224,7 @@ int main(int argc, char **argv)
     }
     close(fd);
     char base[128];
-    pid_t mock = start_mock(bin, script, base, sizeof(base));
+    pid_t mock = cgw_test_mock_spawn(bin, "--script", script, base, sizeof(base));
     if (mock < 0) {
         fprintf(stderr, "could not start %s mock-api\n", bin);
         unlink(script);
@@ -300,8 +268,7 @@ int main(int argc, char **argv)
     cgw_dispatcher_free(disp);
     cgw_anthropic_free(client);
     cgw_ctx_free(ctx);
-    kill(mock, SIGTERM);
-    waitpid(mock, NULL, 0);
+    cgw_test_mock_kill(mock);
     unlink(script);
     return failures == 0 ? 0 : 1;
 }

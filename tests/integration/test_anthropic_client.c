@@ -23,6 +23,7 @@
 #include "core/ctx_int.h"
 #include "core/curl_multi.h"
 #include "core/json.h"
+#include "mock_proc.h"
 #include "testutil.h"
 
 #define KEY "sk-ant-test-KEY-0123456789"
@@ -44,44 +45,11 @@ static void capture_log(cgw_log_level_t level, const char *component, const char
     cgw_buf_appendf(&g_logs, "[%s] %s\n", component ? component : "", msg);
 }
 
-/* Spawns `claude-gateway mock-api --listen 127.0.0.1:0 [extra...]`, reads its address into
- * `base`. Returns the pid or -1. */
+/* Spawns `claude-gateway mock-api --listen 127.0.0.1:0 [extra1 extra2]`, reads its address
+ * into `base`. Returns the pid or -1. */
 static pid_t spawn_mock(const char *extra1, const char *extra2, char *base, size_t cap)
 {
-    int out[2];
-    pid_t pid = -1;
-    if (pipe(out) != 0) {
-        return -1;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    char a0[512], a1[] = "mock-api", a2[] = "--listen", a3[] = "127.0.0.1:0", a4[64], a5[1024];
-    snprintf(a0, sizeof(a0), "%s", cgw_test_gateway_bin());
-    snprintf(a4, sizeof(a4), "%s", extra1 ? extra1 : "");
-    snprintf(a5, sizeof(a5), "%s", extra2 ? extra2 : "");
-    char *argv[] = {a0, a1, a2, a3, extra1 ? a4 : NULL, a5, NULL};
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    char line[256];
-    size_t n = 0;
-    while (rc == 0 && n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n') {
-        n++;
-    }
-    line[n] = '\0';
-    close(out[0]);
-    const char *addr = strstr(line, "listening on ");
-    if (rc != 0 || addr == NULL) {
-        if (pid > 0) {
-            kill(pid, SIGTERM);
-            waitpid(pid, NULL, 0);
-        }
-        return -1;
-    }
-    snprintf(base, cap, "http://%s", addr + strlen("listening on "));
-    return pid;
+    return cgw_test_mock_spawn(cgw_test_gateway_bin(), extra1, extra2, base, cap);
 }
 
 static int start_mock(void)
@@ -109,10 +77,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     cgw_ctx_free(g_ctx);
-    if (g_mock_pid > 0) {
-        kill(g_mock_pid, SIGTERM);
-        waitpid(g_mock_pid, NULL, 0);
-    }
+    cgw_test_mock_kill(g_mock_pid);
     /* The key was logged nowhere, whatever happened in the tests. */
     if (g_logs.data != NULL && (strstr(g_logs.data, KEY) || strstr(g_logs.data, TOKEN))) {
         fprintf(stderr, "a credential reached the logs\n");
@@ -124,33 +89,13 @@ static int group_teardown(void **state)
 }
 
 /* Blocking HTTP to the mock's control endpoints (a separate process, so blocking is fine). */
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-    cgw_buf_append(arg, p, sz * n);
-    return sz * n;
-}
-
 static json_t *mock_http(const char *path, const char *post_body)
 {
-    char url[256];
-    cgw_buf_t b = CGW_BUF_INIT;
-    snprintf(url, sizeof(url), "%s%s", g_base, path);
-    CURL *e = curl_easy_init();
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    if (post_body != NULL) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, post_body);
+    long status;
+    json_t *v = cgw_test_mock_http(g_base, path, post_body, &status);
+    if (status != 200) {
+        fail_msg("%s: HTTP %ld", path, status);
     }
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    if (rc != CURLE_OK || status != 200) {
-        fail_msg("%s: curl %d, HTTP %ld: %s", path, rc, status, b.data ? b.data : "");
-    }
-    json_t *v = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
-    cgw_buf_free(&b);
     return v;
 }
 

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "core/buf.h"
+#include "mock_proc.h"
 
 #define TEST_KEY "sk-ant-test-agent-0123456789"
 
@@ -21,43 +22,14 @@ static char g_base[128];
 
 int agent_mock_start(void)
 {
-    int out[2];
-    if (pipe(out) != 0) {
-        return -1;
-    }
     signal(SIGPIPE, SIG_IGN);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    char a0[512], a1[] = "mock-api", a2[] = "--listen", a3[] = "127.0.0.1:0";
-    snprintf(a0, sizeof(a0), "%s", cgw_test_gateway_bin());
-    char *argv[] = {a0, a1, a2, a3, NULL};
-    int rc = posix_spawn(&g_pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    char line[256];
-    size_t n = 0;
-    while (rc == 0 && n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n') {
-        n++;
-    }
-    line[n] = '\0';
-    close(out[0]);
-    const char *addr = strstr(line, "listening on ");
-    if (rc != 0 || addr == NULL) {
-        agent_mock_stop();
-        return -1;
-    }
-    snprintf(g_base, sizeof(g_base), "http://%s", addr + strlen("listening on "));
-    return 0;
+    g_pid = cgw_test_mock_spawn(cgw_test_gateway_bin(), NULL, NULL, g_base, sizeof(g_base));
+    return g_pid > 0 ? 0 : -1;
 }
 
 void agent_mock_stop(void)
 {
-    if (g_pid > 0) {
-        kill(g_pid, SIGTERM);
-        waitpid(g_pid, NULL, 0);
-    }
+    cgw_test_mock_kill(g_pid);
     g_pid = -1;
 }
 
@@ -66,34 +38,14 @@ const char *agent_mock_base(void)
     return g_base;
 }
 
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-    cgw_buf_append(arg, p, sz * n);
-    return sz * n;
-}
-
 /* Blocking HTTP to the mock's control endpoints (another process, so blocking is fine). */
 static json_t *mock_http(const char *path, const char *post_body)
 {
-    char url[256];
-    cgw_buf_t b = CGW_BUF_INIT;
-    snprintf(url, sizeof(url), "%s%s", g_base, path);
-    CURL *e = curl_easy_init();
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    if (post_body != NULL) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, post_body);
+    long status;
+    json_t *v = cgw_test_mock_http(g_base, path, post_body, &status);
+    if (status != 200) {
+        fail_msg("%s: HTTP %ld", path, status);
     }
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    if (rc != CURLE_OK || status != 200) {
-        fail_msg("%s: curl %d, HTTP %ld: %s", path, rc, status, b.data ? b.data : "");
-    }
-    json_t *v = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
-    cgw_buf_free(&b);
     return v;
 }
 
