@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
     gcc make cmake pkg-config ca-certificates
     libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libhiredis-dev
-    libcmocka-dev redis-server curl
+    libcmocka-dev redis-server curl util-linux
 )
 # clang + its runtime build the libFuzzer targets (make fuzz); the test suite replays the
 # corpora under gcc, so these are only needed for fuzzing.

@@ -18,14 +18,23 @@
  * Shutdown (close or free): close stdin, wait, SIGTERM to the group, wait, SIGKILL; a group
  * SIGKILL also follows the leader's exit so nothing it started outlives it.
  *
+ * If we die without a shutdown (kill -9, a crash), the children must not live on as orphans:
+ * some servers (server-everything among them) do not exit when their stdin closes. The kernel's
+ * parent-death signal does it, but posix_spawn cannot set it, so when util-linux's setpriv is
+ * installed the server is started through `setpriv --pdeathsig TERM -- <command>` (setpriv
+ * execs the command in place: same pid, and the setting survives the exec). The command is
+ * resolved on PATH first so that a missing command is still a spawn error, not an exit.
+ *
  * Re-entrancy: the owner may free or close the transport from inside any callback; the
  * request is deferred until the callback's caller unwinds (depth counter).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -677,6 +686,66 @@ static void ignore_sigpipe_once(void)
     }
 }
 
+#define SETPRIV_PATH "/usr/bin/setpriv"
+
+/* Resolves `cmd` the way posix_spawnp would (on the parent's PATH). Returns a new string, or
+ * NULL with *rc set to ENOENT / EACCES / ENOMEM. */
+static char *resolve_command(const char *cmd, int *rc)
+{
+    if (strchr(cmd, '/') != NULL) {
+        *rc = access(cmd, X_OK) == 0 ? 0 : errno;
+        return *rc == 0 ? cgw__strdup(cmd) : NULL;
+    }
+    const char *path = getenv("PATH");
+    path = path != NULL && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+    *rc = ENOENT;
+    for (const char *dir = path; *dir;) {
+        size_t n = strcspn(dir, ":");
+        char cand[4096];
+        if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? dir : ".", cmd) <
+                (int)sizeof(cand) &&
+            access(cand, X_OK) == 0) {
+            *rc = 0;
+            char *out = cgw__strdup(cand);
+            *rc = out != NULL ? 0 : ENOMEM;
+            return out;
+        }
+        dir += n + (dir[n] == ':');
+    }
+    return NULL;
+}
+
+/* When setpriv is available, *out becomes {setpriv, --pdeathsig, TERM, --, <resolved
+ * command>, args..., NULL} (the resolved command is out[4], caller frees it and the array);
+ * otherwise *out stays NULL. Returns 0 or an errno value (the command cannot be run). */
+static int with_pdeathsig(const char *cmd, char **argv, size_t argc, char ***out)
+{
+    *out = NULL;
+    if (access(SETPRIV_PATH, X_OK) != 0) {
+        return 0;
+    }
+    int rc;
+    char *resolved = resolve_command(cmd, &rc);
+    if (resolved == NULL) {
+        return rc;
+    }
+    char **w = cgw__calloc(argc + 5, sizeof(char *));
+    if (w == NULL) {
+        cgw_free(resolved);
+        return ENOMEM;
+    }
+    w[0] = (char *)SETPRIV_PATH;
+    w[1] = (char *)"--pdeathsig";
+    w[2] = (char *)"TERM";
+    w[3] = (char *)"--";
+    w[4] = resolved;
+    for (size_t i = 1; i < argc; i++) {
+        w[4 + i] = argv[i];
+    }
+    *out = w;
+    return 0;
+}
+
 static int spawn_child(stdio_t *t, const cgw__stdio_params_t *p, int fds[3][2], cgw_error_t *err)
 {
     size_t nargs = 0;
@@ -693,6 +762,13 @@ static int spawn_child(stdio_t *t, const cgw__stdio_params_t *p, int fds[3][2], 
     argv[0] = (char *)p->command;
     for (size_t i = 0; i < nargs; i++) {
         argv[i + 1] = (char *)p->args[i];
+    }
+    char **wrapped = NULL;
+    int rc = with_pdeathsig(p->command, argv, nargs + 1, &wrapped);
+    if (rc != 0) {
+        cgw_free(argv);
+        cgw_free(envp);
+        return cgw_error_set(err, -rc, "cannot start '%s': %s", p->command, strerror(rc));
     }
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -712,9 +788,14 @@ static int spawn_child(stdio_t *t, const cgw__stdio_params_t *p, int fds[3][2], 
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &all);
-    int rc = posix_spawnp(&t->pid, p->command, &fa, &at, argv, envp);
+    rc = wrapped != NULL ? posix_spawn(&t->pid, wrapped[0], &fa, &at, wrapped, envp)
+                         : posix_spawnp(&t->pid, p->command, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
+    if (wrapped != NULL) {
+        cgw_free(wrapped[4]);
+        cgw_free(wrapped);
+    }
     cgw_free(argv);
     cgw_free(envp);
     if (rc != 0) {

@@ -41,6 +41,7 @@
 //                       "bogus/method"; the answers are kept for client-responses
 //   list-changed-burst  right after notifications/initialized it sends --count (default 5)
 //                       notifications/tools/list_changed in one write
+//   ignore-eof          EOF on stdin does not end the process (it must be signalled)
 //
 // Every mode writes "misbehaving-mcp-server ready (<modes>)" to stderr at start.
 'use strict';
@@ -61,7 +62,8 @@ function parseArgs(argv) {
         }
     }
     const known = ['normal', 'garbage', 'oversized', 'never-answer', 'answer-twice',
-        'exit-in-initialize', 'crash-mid-call', 'server-requests', 'list-changed-burst'];
+        'exit-in-initialize', 'crash-mid-call', 'server-requests', 'list-changed-burst',
+        'ignore-eof'];
     for (const m of o.modes) {
         if (!known.includes(m)) {
             process.stderr.write(`unknown mode: ${m}\n`);
@@ -309,7 +311,13 @@ function main() {
             onMessage(msg);
         }
     });
-    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('end', () => {
+        if (has('ignore-eof')) {
+            setInterval(() => {}, 1000); // lives on, as servers with their own timers do
+            return;
+        }
+        process.exit(0);
+    });
 }
 
 main();
