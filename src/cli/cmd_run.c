@@ -15,6 +15,7 @@
 
 #include "cgw.h"
 #include "cli/cli.h"
+#include "cli/cli_mcp.h"
 #include "cli/run_cli.h"
 #include "core/alloc.h"
 
@@ -252,19 +253,11 @@ static int parse_args(int argc, char **argv, run_args_t *a)
 
 static int load_mcp_config(const run_args_t *a, cgw_mcp_config_t **cfg)
 {
-    cgw_mcp_config_options_t o;
-    cgw_mcp_config_options_init(&o);
-    if (a->mcp_config != NULL) {
-        o.explicit_path = a->mcp_config;
-        o.scopes = a->strict ? CGW_MCP_SCOPE_EXPLICIT : o.scopes | CGW_MCP_SCOPE_EXPLICIT;
-    }
-    if (a->has_allowed) {
-        o.allowed_servers = a->allowed;
-        o.n_allowed_servers = a->n_allowed;
-    }
+    cgw__cli_mcp_sel_t sel = {a->mcp_config, a->strict, NULL, NULL,
+                              a->allowed, a->n_allowed, a->has_allowed};
     cgw_error_t err;
     cgw_error_clear(&err);
-    int rc = cgw_mcp_config_load(&o, cfg, &err);
+    int rc = cgw__cli_mcp_config_load(&sel, cfg, &err);
     if (rc != CGW_OK) {
         fprintf(stderr, "claude-gateway run: %s\n",
                 err.message[0] ? err.message : cgw_strerror(rc));

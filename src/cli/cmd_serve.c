@@ -16,6 +16,7 @@
 
 #include "cgw.h"
 #include "cli/cli.h"
+#include "cli/cli_mcp.h"
 #include "cli/serve_config.h"
 
 typedef struct serve {
@@ -177,20 +178,14 @@ static int open_client(serve_t *s, cgw_error_t *err)
 
 static int load_mcp(serve_t *s, cgw_mcp_config_t **cfg, cgw_mcp_manager_t **mgr, cgw_error_t *err)
 {
-    cgw_mcp_config_options_t o;
-    cgw_mcp_config_options_init(&o);
-    o.claude_json_path = s->cfg.claude_json;
-    o.project_dir = s->cfg.project;
-    if (s->cfg.mcp_config != NULL) {
-        o.explicit_path = s->cfg.mcp_config;
-        o.scopes =
-            s->cfg.strict_mcp_config ? CGW_MCP_SCOPE_EXPLICIT : o.scopes | CGW_MCP_SCOPE_EXPLICIT;
-    }
-    if (s->cfg.has_allowed_servers) {
-        o.allowed_servers = (const char *const *)s->cfg.allowed_servers;
-        o.n_allowed_servers = s->cfg.n_allowed_servers;
-    }
-    int rc = cgw_mcp_config_load(&o, cfg, err);
+    cgw__cli_mcp_sel_t sel = {s->cfg.mcp_config,
+                              s->cfg.strict_mcp_config,
+                              s->cfg.claude_json,
+                              s->cfg.project,
+                              (const char *const *)s->cfg.allowed_servers,
+                              s->cfg.n_allowed_servers,
+                              s->cfg.has_allowed_servers};
+    int rc = cgw__cli_mcp_config_load(&sel, cfg, err);
     if (rc != CGW_OK) {
         return rc;
     }

@@ -9,6 +9,7 @@
 
 #include "cgw.h"
 #include "cli/cli.h"
+#include "cli/cli_mcp.h"
 #include "core/alloc.h"
 #include "core/json.h"
 
@@ -134,21 +135,11 @@ static int parse_args(int argc, char **argv, tools_args_t *a)
 
 static int load_config(const tools_args_t *a, cgw_mcp_config_t **cfg)
 {
-    cgw_mcp_config_options_t o;
-    cgw_mcp_config_options_init(&o);
-    o.claude_json_path = a->claude_json;
-    o.project_dir = a->project;
-    if (a->mcp_config != NULL) {
-        o.explicit_path = a->mcp_config;
-        o.scopes = a->strict ? CGW_MCP_SCOPE_EXPLICIT : o.scopes | CGW_MCP_SCOPE_EXPLICIT;
-    }
-    if (a->has_allowed) {
-        o.allowed_servers = a->allowed;
-        o.n_allowed_servers = a->n_allowed;
-    }
+    cgw__cli_mcp_sel_t sel = {a->mcp_config, a->strict != 0, a->claude_json, a->project,
+                              a->allowed,    a->n_allowed,  a->has_allowed != 0};
     cgw_error_t err;
     cgw_error_clear(&err);
-    int rc = cgw_mcp_config_load(&o, cfg, &err);
+    int rc = cgw__cli_mcp_config_load(&sel, cfg, &err);
     if (rc != CGW_OK) {
         fprintf(stderr, "claude-gateway tools: %s\n",
                 err.message[0] ? err.message : cgw_strerror(rc));
