@@ -21,11 +21,14 @@ grep -q '^CGW_SANITIZE:BOOL=ON' "$BIN/CMakeCache.txt" && extra=(-fsanitize=addre
 # shellcheck disable=SC2046
 gcc -std=c17 -Wall -Wextra -Werror "$SRC/examples/quickstart.c" -o "$WORK/quickstart" \
     $(pkg-config --cflags --libs cgw) -Wl,-rpath,"$libdir" "${extra[@]}"
-ldd "$WORK/quickstart" | grep -q "$libdir/libcgw.so" ||
+# (ldd's output is captured first: with pipefail, `grep -q` closing the pipe early would make
+# ldd die of SIGPIPE and fail the check.)
+linked=$(ldd "$WORK/quickstart")
+grep -q "$libdir/libcgw.so" <<<"$linked" ||
     { echo "FAIL: not linked against the installed libcgw.so"; exit 1; }
 out=$(cd "$WORK" && env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN HOME="$WORK" \
     "$WORK/quickstart" 2>/dev/null || true)
-echo "$out" | grep -q '"type":"text_delta"' || { echo "FAIL: no text_delta: $out"; exit 1; }
-echo "$out" | tail -1 | grep -q '"type":"stream_complete"' ||
+grep -q '"type":"text_delta"' <<<"$out" || { echo "FAIL: no text_delta: $out"; exit 1; }
+tail -1 <<<"$out" | grep -q '"type":"stream_complete"' ||
     { echo "FAIL: did not end with stream_complete: $out"; exit 1; }
 echo "1 passed, 0 failed"

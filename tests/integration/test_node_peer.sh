@@ -31,6 +31,7 @@ JSON
 mock() {
     [ -z "$MOCK_PID" ] || { kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; }
     printf '%s' "$1" > script.json
+    rm -f mock.out   # else the wait below may read a previous mock's address
     "$BIN" mock-api --script script.json > mock.out 2>&1 &
     MOCK_PID=$!
     for _ in $(seq 400); do grep -q 'listening on' mock.out && break; sleep 0.05; done

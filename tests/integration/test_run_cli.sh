@@ -38,6 +38,9 @@ JSON
 mock() {
     [ -z "$MOCK_PID" ] || { kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; }
     printf '%s' "$1" > script.json
+    # Remove the old output first: the background job truncates it only once it has forked,
+    # and the loop below could otherwise read the previous mock's (dead) address.
+    rm -f mock.out
     "$BIN" mock-api --script script.json > mock.out 2> mock.err &
     MOCK_PID=$!
     for _ in $(seq 400); do
