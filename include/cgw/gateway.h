@@ -46,7 +46,7 @@ typedef struct cgw_gateway_token {
 
 typedef struct cgw_gateway_options {
     /** "HOST:PORT"; port 0 picks a free one (see cgw_gateway_address). Default
-     *  "127.0.0.1:8080". */
+     *  "127.0.0.1:8080". Borrowed during cgw_gateway_new only. */
     const char *listen;
     /** Bearer tokens; none = no authentication (loopback only). Copied as digests. */
     const cgw_gateway_token_t *tokens;
@@ -62,7 +62,7 @@ typedef struct cgw_gateway_options {
     const char *system_prompt;
     int max_turns;            /**< per run; 0 = unlimited */
     uint32_t tool_timeout_ms; /**< per tool call; default 120000 */
-    /** Tools whose calls need an approval over HTTP (exact names; "*" = every tool). */
+    /** Tools whose calls need an approval over HTTP (exact names; "*" = every tool; copied). */
     const char *const *approval_tools;
     size_t n_approval_tools;
     uint32_t approval_timeout_ms; /**< default 120000 */
@@ -95,13 +95,15 @@ CGW_EXTERN void cgw_gateway_options_init(cgw_gateway_options_t *opts);
 
 /** Creates the gateway and starts listening. Runs left `running` in the store by a gateway
  *  that died are ended first with the error event "the gateway stopped before this run
- *  ended" (code "interrupted"). Returns CGW_OK; CGW_EINVAL (no store; bad options; err says
+ *  ended" (code "interrupted"). On success *out owns the gateway (free with cgw_gateway_free).
+ *  `err` may be NULL. Returns CGW_OK; CGW_EINVAL (no store; bad options; err says
  *  which); CGW_EACCES (no token configured and a non-loopback listen address: err says why);
  *  CGW_EIO (cannot bind); CGW_ESTORE / CGW_ECORRUPT (recovery failed); CGW_ENOMEM. */
 CGW_EXTERN int cgw_gateway_new(cgw_ctx_t *ctx, const cgw_gateway_options_t *opts,
                                cgw_gateway_t **out, cgw_error_t *err);
 
-/** The bound address "host:port" (borrowed). */
+/** The bound address "host:port" (port 0 resolved). Borrowed; valid while the gateway
+ *  lives. */
 CGW_EXTERN const char *cgw_gateway_address(const cgw_gateway_t *gw);
 
 /** Replaces the MCP manager (borrowed; NULL = none) for runs started from now on; runs in

@@ -79,7 +79,10 @@ static int parse_args(serve_t *s, int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--memory") == 0) {
-            rc = serve_config_set(&s->cfg, "store", "memory", why, sizeof(why));
+            if (serve_config_set(&s->cfg, "store", "memory", why, sizeof(why)) != 0) {
+                fprintf(stderr, "serve: %s\n", why);
+                return 2;
+            }
             continue;
         } else if (v == NULL) {
             fprintf(stderr, "serve: %s '%s'\n", a[0] == '-' ? "missing value for" : "unexpected",

@@ -21,8 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -130,12 +128,6 @@ static void stream_cut(gw_stream_t *st)
     evhttp_connection_free(evcon);
 }
 
-static size_t unsent(const gw_stream_t *st)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(st->evcon);
-    return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
-}
-
 enum { ROOM_OK, ROOM_FULL, ROOM_GONE };
 
 /* Whether the connection takes more output now: its unsent bytes are at most half the cap.
@@ -143,7 +135,7 @@ enum { ROOM_OK, ROOM_FULL, ROOM_GONE };
  * read too slowly and is cut off (ROOM_GONE: st is freed). */
 static int room(gw_stream_t *st)
 {
-    if (unsent(st) <= st->gw->stream_cap / 2) {
+    if (cgw__http_pending_output(st->evcon) <= st->gw->stream_cap / 2) {
         st->full_since = 0;
         return ROOM_OK;
     }
@@ -251,19 +243,13 @@ static void on_catchup(evutil_socket_t fd, short what, void *arg)
 static int add_frame(const cgw_store_event_t *ev, void *user)
 {
     gw_stream_t *st = user;
-    char head[128];
-    int n = snprintf(head, sizeof(head), "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->seq,
-                     ev->type);
-    struct evbuffer *out = evbuffer_new();
-    if (out == NULL || evbuffer_add(out, head, (size_t)n) != 0 ||
-        evbuffer_add(out, ev->json, ev->json_len) != 0 || evbuffer_add(out, "\n\n", 2) != 0) {
-        evbuffer_free(out);
-        return CGW_ENOMEM;
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)ev->seq);
+    int rc = cgw__http_sse_send(st->req, id, ev->type, ev->json, ev->json_len);
+    if (rc == CGW_OK) {
+        st->pos = ev->seq;
     }
-    evhttp_send_reply_chunk(st->req, out);
-    evbuffer_free(out);
-    st->pos = ev->seq;
-    return CGW_OK;
+    return rc;
 }
 
 /* Sends the next batch when the connection has room; ends after the last stored event. */

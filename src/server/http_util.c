@@ -254,10 +254,14 @@ int cgw__http_send_chunk(struct evhttp_request *req, const char *data, size_t le
     return CGW_OK;
 }
 
-int cgw__http_sse_send(struct evhttp_request *req, const char *event, const char *data, size_t len)
+int cgw__http_sse_send(struct evhttp_request *req, const char *id, const char *event,
+                       const char *data, size_t len)
 {
     struct evbuffer *buf = evbuffer_new();
     int ok = buf != NULL;
+    if (ok && id != NULL) {
+        ok = evbuffer_add_printf(buf, "id: %s\n", id) >= 0;
+    }
     if (ok && event != NULL) {
         ok = evbuffer_add_printf(buf, "event: %s\n", event) >= 0;
     }

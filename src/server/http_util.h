@@ -1,5 +1,5 @@
-/* Small helpers over libevent's evhttp shared by the HTTP servers of the project (mock-api now,
- * the gateway later): binding "host:port", JSON and Anthropic-style error replies, request ids,
+/* Small helpers over libevent's evhttp shared by the HTTP servers of the project (mock-api and
+ * the gateway): binding "host:port", JSON and Anthropic-style error replies, request ids,
  * and chunked Server-Sent-Events replies.
  *
  * Everything here runs on the loop thread that owns the evhttp. A `struct evhttp_request *`
@@ -81,9 +81,11 @@ size_t cgw__http_pending_output(struct evhttp_connection *evcon);
  * headers and disables the connection's timeouts. */
 void cgw__http_sse_start(struct evhttp_request *req, int status);
 
-/* Sends one SSE frame "event: <event>\ndata: <data>\n\n" as one chunk. `event` may be NULL
- * (no event line). Returns CGW_OK or CGW_ENOMEM. */
-int cgw__http_sse_send(struct evhttp_request *req, const char *event, const char *data, size_t len);
+/* Sends one SSE frame "id: <id>\nevent: <event>\ndata: <data>\n\n" as one chunk. `id` and
+ * `event` may be NULL (no such line); `data` must hold no newline. Returns CGW_OK or
+ * CGW_ENOMEM. */
+int cgw__http_sse_send(struct evhttp_request *req, const char *id, const char *event,
+                       const char *data, size_t len);
 
 /* Sends `len` raw bytes as one chunk of a reply started with evhttp_send_reply_start or
  * cgw__http_sse_start. Returns CGW_OK or CGW_ENOMEM. */

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/json.h"
+#include "server/http_util.h"
 #include "server/mock_script.h"
 
 static const struct {
@@ -330,9 +331,7 @@ static void apply_fault(struct planner *pl, const cgw__mock_turn_t *t, int *rc)
     p->nframes = keep < p->nframes ? keep : p->nframes;
     if (t->error_at.kind != CGW_MOCK_AT_NONE) {
         /* The API's mid-stream error; the reply then ends normally. */
-        *rc = add_new(pl, "error",
-                      json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
-                                t->error_type, "message", t->error_message),
+        *rc = add_new(pl, "error", cgw__http_error_json(t->error_type, t->error_message, NULL),
                       t->delay_ms);
     } else {
         p->end = t->hang_at.kind != CGW_MOCK_AT_NONE ? CGW_MOCK_END_HANG : CGW_MOCK_END_CUT;

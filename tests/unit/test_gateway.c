@@ -262,21 +262,29 @@ static void on_stopped(cgw_gateway_t *gw, void *user)
     *(int *)user = 1;
 }
 
-static void test_shutdown_ends_streams(void **state)
+/* Starts a gateway whose stub runs are slow, begins a run and opens its event stream, then
+ * turns the loop for 300 ms so that the stream is live. Returns the stream's unfinished reply. */
+static reply_t *start_with_open_stream(fixture_t *f)
 {
-    (void)state;
     cgw_gateway_options_t o;
     cgw_gateway_options_init(&o);
     o.stub_delay_ms = 200;
-    fixture_t f;
-    start(&f, &o);
+    start(f, &o);
     char sid[64], rid[64], path[160];
-    new_session(&f, NULL, sid);
-    post_message(&f, sid, NULL, rid);
+    new_session(f, NULL, sid);
+    post_message(f, sid, NULL, rid);
     snprintf(path, sizeof(path), "/v1/runs/%s/events", rid);
-    reply_t *s = send_req(&f, EVHTTP_REQ_GET, path, NULL, NULL);
+    reply_t *s = send_req(f, EVHTTP_REQ_GET, path, NULL, NULL);
     int never = 0;
-    cgw_test_run_until(f.ctx, &never, 300);
+    cgw_test_run_until(f->ctx, &never, 300);
+    return s;
+}
+
+static void test_shutdown_ends_streams(void **state)
+{
+    (void)state;
+    fixture_t f;
+    reply_t *s = start_with_open_stream(&f);
     int stopped = 0;
     cgw_gateway_shutdown(f.gw, on_stopped, &stopped);
     cgw_gateway_shutdown(f.gw, on_stopped, &stopped); /* a no-op */
@@ -322,18 +330,8 @@ static void test_sessions_unloaded(void **state)
 static void test_free_with_stream_open(void **state)
 {
     (void)state;
-    cgw_gateway_options_t o;
-    cgw_gateway_options_init(&o);
-    o.stub_delay_ms = 200;
     fixture_t f;
-    start(&f, &o);
-    char sid[64], rid[64], path[160];
-    new_session(&f, NULL, sid);
-    post_message(&f, sid, NULL, rid);
-    snprintf(path, sizeof(path), "/v1/runs/%s/events", rid);
-    reply_t *s = send_req(&f, EVHTTP_REQ_GET, path, NULL, NULL);
-    int never = 0;
-    cgw_test_run_until(f.ctx, &never, 300);
+    reply_t *s = start_with_open_stream(&f);
     cgw_gateway_stats_t st;
     cgw_gateway_stats(f.gw, &st);
     assert_int_equal(st.open_streams, 1);
