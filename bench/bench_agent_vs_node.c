@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mock_proc.h"
+
 extern char **environ;
 
 #define TEXT_DELTAS 2000
@@ -231,39 +233,6 @@ static sample_t run_client(const char *const argv[], long expect, bool latency)
     return s;
 }
 
-/* ---- the mock ---------------------------------------------------------------------------- */
-
-static pid_t start_mock(const paths_t *p, const char *script, char *url, size_t cap)
-{
-    int out[2];
-    pid_t pid = -1;
-    if (pipe(out) != 0) {
-        return -1;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    const char *argv[] = {p->gateway, "mock-api", "--script", script, NULL};
-    int rc = posix_spawn(&pid, p->gateway, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    char line[256];
-    size_t n = 0;
-    while (rc == 0 && n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n') {
-        n++;
-    }
-    line[n] = '\0';
-    close(out[0]);
-    const char *addr = strstr(line, "listening on ");
-    if (rc != 0 || addr == NULL) {
-        fprintf(stderr, "bench: mock-api did not start (%s)\n", line);
-        return -1;
-    }
-    snprintf(url, cap, "http://%s", addr + 13);
-    return pid;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -441,7 +410,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         char script[1200];
         snprintf(script, sizeof(script), "%s/%s", p.tmp, sc[i].script);
-        if ((sc[i].mock = start_mock(&p, script, sc[i].url, sizeof(sc[i].url))) < 0) {
+        sc[i].mock =
+            cgw_test_mock_spawn(p.gateway, "--script", script, sc[i].url, sizeof(sc[i].url));
+        if (sc[i].mock < 0) {
+            fprintf(stderr, "bench: mock-api did not start (%s)\n", script);
+            while (i-- > 0) {
+                cgw_test_mock_kill(sc[i].mock);
+            }
             return 1;
         }
     }
@@ -465,8 +440,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: round %d/%d done\n", r + 1, rounds);
     }
     for (int i = 0; i < 3; i++) {
-        kill(sc[i].mock, SIGTERM);
-        waitpid(sc[i].mock, NULL, 0);
+        cgw_test_mock_kill(sc[i].mock);
     }
     printf("\nmedians of %d interleaved rounds; ratio = Node / claude-gateway\n\n", rounds);
     printf(

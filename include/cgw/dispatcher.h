@@ -255,7 +255,9 @@ CGW_EXTERN int cgw_dispatcher_dispatch(cgw_dispatcher_t *d, const cgw_tool_call_
  *  {"code":"cancelled","message":"Task was cancelled"}. */
 CGW_EXTERN void cgw_dispatch_cancel(cgw_dispatch_t *dispatch);
 
-/** Same, but the error is {"code":code,"message":message} (copied; for timeouts). */
+/** Same, but the error is {"code":code,"message":message[,"sub_code":sub_code]} (copied;
+ *  for timeouts). A dispatch whose outcome was already settled but not yet delivered keeps
+ *  that outcome, delivered before this returns. */
 CGW_EXTERN void cgw_dispatch_cancel_with(cgw_dispatch_t *dispatch, const char *code,
                                          const char *sub_code, const char *message);
 

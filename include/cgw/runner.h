@@ -259,8 +259,10 @@ CGW_EXTERN json_t *cgw_run_agent_tool_definition(void);
 
 /** The tool_result block for an outcome, as the original builds it: content is the JSON text
  *  of `result` (or of {"error":{code,message[,sub_code]}}), is_error true on error and on a soft
- *  error (an object result with success == false or status == "error"). Exactly one of
- *  result/error. Returns a new reference or NULL on ENOMEM. */
+ *  error (an object result with success == false or status == "error"); *is_error (may be
+ *  NULL) gets the same flag. `error` wins when both are given; with neither, the error
+ *  defaults {"code":"tool_error","message":"Tool failed"} are used. Returns a new reference or
+ *  NULL on ENOMEM. */
 CGW_EXTERN json_t *cgw_tool_result_block(const char *tool_use_id, const json_t *result,
                                          const json_t *error, bool *is_error);
 

@@ -44,7 +44,8 @@ int cgw__emit(cgw_eventlog_t *log, json_t *ev, const char *agent_id,
 /* {"code":code,"message":message[,"sub_code":sub_code]}; NULL on ENOMEM. */
 json_t *cgw__tool_error(const char *code, const char *sub_code, const char *message);
 
-/* A zero-delay event on ctx's loop (event_active), to run `cb` on the loop later. */
+/* An event on ctx's loop that cgw__defer_fire schedules as a zero timer: `cb` runs on the next
+ * loop iteration, after pending I/O. */
 struct event *cgw__defer_new(cgw_ctx_t *ctx, event_callback_fn cb, void *arg);
 void cgw__defer_fire(struct event *ev);
 

@@ -82,21 +82,9 @@ json_t *cgw_tool_result_block(const char *tool_use_id, const json_t *result, con
     bool err = false;
     if (error != NULL || result == NULL) {
         /* {"error":{code, message[, sub_code]}} with the original's defaults. */
-        json_t *e = json_pack("{s:s, s:s}", "code", "tool_error", "message", "Tool failed");
-        const char *code = json_string_value(json_object_get(error, "code"));
-        const char *msg = json_string_value(json_object_get(error, "message"));
-        const json_t *sub = json_object_get(error, "sub_code");
-        if (e != NULL) {
-            if (code) {
-                json_object_set_new(e, "code", json_string(code));
-            }
-            if (msg) {
-                json_object_set_new(e, "message", json_string(msg));
-            }
-            if (json_is_string(sub)) {
-                json_object_set(e, "sub_code", (json_t *)sub);
-            }
-        }
+        json_t *e = cgw__tool_error(json_string_value(json_object_get(error, "code")),
+                                    json_string_value(json_object_get(error, "sub_code")),
+                                    json_string_value(json_object_get(error, "message")));
         wrapped = e ? json_pack("{s:o}", "error", e) : NULL;
         payload = wrapped;
         err = true;

@@ -74,7 +74,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
     (void)what;
     cgw__run_approver_t *ap = arg;
     char c;
-    ssize_t n;
+    ssize_t n = -1; /* stays -1 when there is nothing to ask: no read, no EOF */
     while (ap->head != NULL && (n = read(fd, &c, 1)) == 1) {
         if (c != '\n') {
             if (ap->line_len + 1 < sizeof(ap->line)) {

@@ -34,7 +34,6 @@ typedef struct cgw__run_view {
     cgw_buf_t line; /* --sessions > 1: the session's unfinished line */
     bool mid_line;  /* --sessions 1: the cursor is not at the start of a line */
     bool thinking;  /* the open line is thinking (dimmed) */
-    bool completed; /* stream_complete was seen */
 } cgw__run_view_t;
 
 /* Writes one EventLog entry (jsonl: its stored bytes, prefixed with "session" when needed;

@@ -207,7 +207,6 @@ static void render_text(cgw__run_view_t *v, const json_t *ev)
         put_fmt(v, "↻ retrying (attempt %lld): %.200s — text above may repeat\n",
                 (long long)cgw_json_int(ev, "attempt", 0) + 1, cgw_json_str(ev, "error", ""));
     } else if (strcmp(type, "stream_complete") == 0) {
-        v->completed = true;
         stream_complete(v, ev);
     } else if (strcmp(type, "error") == 0) {
         start_line(v);

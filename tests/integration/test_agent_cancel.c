@@ -80,12 +80,10 @@ static int wait_event(const agent_h_t *h, const char *type, int timeout_ms)
 static void test_cancel_mid_stream(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"delay_ms\":100,\"content\":[{\"type\":\"text\",\"deltas\":["
-                      "\"one \",\"two \",\"three \",\"four \",\"five \",\"six \",\"seven \","
-                      "\"eight \",\"nine \",\"ten\"]}]}]");
     agent_h_t h;
-    agent_h_init(&h, NULL, 1);
-    agent_h_runner(&h, NULL);
+    agent_h_scripted(&h, "[{\"delay_ms\":100,\"content\":[{\"type\":\"text\",\"deltas\":["
+                         "\"one \",\"two \",\"three \",\"four \",\"five \",\"six \",\"seven \","
+                         "\"eight \",\"nine \",\"ten\"]}]}]");
     agent_h_start(&h, "count to ten");
     assert_true(wait_event(&h, "text_delta", 5000));
     assert_true(cgw_runner_running(h.runner));
@@ -229,8 +227,7 @@ static void test_mcp_server_killed_mid_run(void **state)
     json_decref(ev);
     /* The model was told in a tool_result with is_error. */
     json_t *reqs = agent_mock_requests();
-    const json_t *user = json_object_get(
-        json_array_get(json_object_get(agent_mock_body(reqs, 1), "messages"), 2), "content");
+    const json_t *user = agent_mock_content(reqs, 1, 2);
     assert_true(json_is_true(json_object_get(json_array_get(user, 0), "is_error")));
     json_decref(reqs);
     agent_h_free(&h);
@@ -239,11 +236,9 @@ static void test_mcp_server_killed_mid_run(void **state)
 static void test_log_closed_mid_stream(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"delay_ms\":100,\"content\":[{\"type\":\"text\",\"deltas\":["
-                      "\"one \",\"two \",\"three \",\"four \",\"five \",\"six\"]}]}]");
     agent_h_t h;
-    agent_h_init(&h, NULL, 1);
-    agent_h_runner(&h, NULL);
+    agent_h_scripted(&h, "[{\"delay_ms\":100,\"content\":[{\"type\":\"text\",\"deltas\":["
+                         "\"one \",\"two \",\"three \",\"four \",\"five \",\"six\"]}]}]");
     agent_h_start(&h, "count");
     assert_true(wait_event(&h, "text_delta", 5000));
     /* The owner closes the log (the session went away): the run stops by itself. */

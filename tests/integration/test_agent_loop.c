@@ -450,8 +450,7 @@ static void test_excluded_and_unknown(void **state)
     json_t *reqs = agent_mock_requests();
     const json_t *b0 = agent_mock_body(reqs, 0);
     assert_int_equal(json_array_size(json_object_get(b0, "tools")), 1); /* greet excluded */
-    const json_t *user = json_object_get(
-        json_array_get(json_object_get(agent_mock_body(reqs, 1), "messages"), 2), "content");
+    const json_t *user = agent_mock_content(reqs, 1, 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(user, 0), "content")),
                         "{\"error\": {\"code\": \"tool_excluded\", \"message\": \"Tool 'greet' is "
                         "not available in this context\"}}");
@@ -468,11 +467,9 @@ static void test_excluded_and_unknown(void **state)
 static void test_529_then_success(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"status\":529,\"headers\":{\"retry-after-ms\":\"20\"}},"
-                      "{\"text\":\"ok after retry\"}]");
     agent_h_t h;
-    agent_h_init(&h, NULL, 1);
-    agent_h_runner(&h, NULL);
+    agent_h_scripted(&h, "[{\"status\":529,\"headers\":{\"retry-after-ms\":\"20\"}},"
+                         "{\"text\":\"ok after retry\"}]");
     assert_true(agent_h_run(&h, "hi", 10000));
     assert_int_equal(h.code, CGW_OK);
     json_t *ev = agent_h_events(&h);
@@ -492,12 +489,10 @@ static void test_529_then_success(void **state)
 static void test_error_event_after_content(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"text\":\"partial answer to drop\",\"chunks\":4,"
-                      "\"error_event\":{\"after\":2,\"type\":\"overloaded_error\","
-                      "\"message\":\"Overloaded\"}},{\"text\":\"second try\",\"chunks\":2}]");
     agent_h_t h;
-    agent_h_init(&h, NULL, 1);
-    agent_h_runner(&h, NULL);
+    agent_h_scripted(&h, "[{\"text\":\"partial answer to drop\",\"chunks\":4,"
+                         "\"error_event\":{\"after\":2,\"type\":\"overloaded_error\","
+                         "\"message\":\"Overloaded\"}},{\"text\":\"second try\",\"chunks\":2}]");
     assert_true(agent_h_run(&h, "hi", 10000));
     assert_int_equal(h.code, CGW_OK);
     json_t *ev = agent_h_events(&h);
@@ -534,11 +529,9 @@ static void test_error_event_after_content(void **state)
 static void test_api_error_fails_run(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"status\":400,\"error\":{\"type\":\"invalid_request_error\","
-                      "\"message\":\"bad thing\"}}]");
     agent_h_t h;
-    agent_h_init(&h, NULL, 1);
-    agent_h_runner(&h, NULL);
+    agent_h_scripted(&h, "[{\"status\":400,\"error\":{\"type\":\"invalid_request_error\","
+                         "\"message\":\"bad thing\"}}]");
     assert_true(agent_h_run(&h, "hi", 10000));
     assert_int_equal(h.code, CGW_EAPI);
     assert_non_null(strstr(h.error, "bad thing"));
@@ -677,8 +670,7 @@ static void test_max_tokens_cuts_tool_use(void **state)
     json_decref(ev);
     json_t *reqs = agent_mock_requests();
     assert_int_equal(agent_mock_message_count(reqs), 2);
-    const json_t *user = json_object_get(
-        json_array_get(json_object_get(agent_mock_body(reqs, 1), "messages"), 2), "content");
+    const json_t *user = agent_mock_content(reqs, 1, 2);
     assert_true(json_is_true(json_object_get(json_array_get(user, 0), "is_error")));
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(user, 0), "content")),
                            "max_tokens"));
@@ -698,8 +690,7 @@ static void test_mcp_image_content(void **state)
     assert_true(agent_h_run(&h, "show me", 30000));
     assert_int_equal(h.code, CGW_OK);
     json_t *reqs = agent_mock_requests();
-    const json_t *user = json_object_get(
-        json_array_get(json_object_get(agent_mock_body(reqs, 1), "messages"), 2), "content");
+    const json_t *user = agent_mock_content(reqs, 1, 2);
     const json_t *tr = json_array_get(user, 0);
     assert_string_equal(json_string_value(json_object_get(tr, "tool_use_id")), "toolu_img");
     /* The JSON text first, then the image the server returned, as an Anthropic block. */
@@ -727,11 +718,9 @@ static void test_mcp_image_content(void **state)
 static void test_pause_turn_continues(void **state)
 {
     (void)state;
-    agent_mock_script("[{\"stop_reason\":\"pause_turn\",\"text\":\"Working on it... \"},"
-                      "{\"text\":\"finished\"}]");
     agent_h_t h;
-    agent_h_init(&h, NULL, 1);
-    agent_h_runner(&h, NULL);
+    agent_h_scripted(&h, "[{\"stop_reason\":\"pause_turn\",\"text\":\"Working on it... \"},"
+                         "{\"text\":\"finished\"}]");
     assert_true(agent_h_run(&h, "long job", 10000));
     assert_int_equal(h.code, CGW_OK);
     assert_int_equal(h.turns, 2);

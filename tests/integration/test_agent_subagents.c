@@ -65,6 +65,15 @@ static void setup(agent_h_t *h, int max_turns, uint32_t timeout_ms)
     agent_h_runner(h, &ro);
 }
 
+/* setup(), then runs "Delegate PARENT-Q" to a successful end; returns its events. */
+static json_t *delegate(agent_h_t *h, int max_turns, uint32_t timeout_ms)
+{
+    setup(h, max_turns, timeout_ms);
+    assert_true(agent_h_run(h, "Delegate PARENT-Q", 20000));
+    assert_int_equal(h->code, CGW_OK);
+    return agent_h_events(h);
+}
+
 /* The run_agent tool_result event for `id`. */
 static const json_t *find_result(const json_t *ev, const char *id)
 {
@@ -207,10 +216,7 @@ static void test_subagent_max_turns(void **state)
                       "\"greet\",\"input\":{\"name\":\"Loop\"}}]},"
                       "{\"match\":\"maximum turn limit\",\"text\":\"parent done\"}]");
     agent_h_t h;
-    setup(&h, 1, 0);
-    assert_true(agent_h_run(&h, "Delegate PARENT-Q", 20000));
-    assert_int_equal(h.code, CGW_OK);
-    json_t *ev = agent_h_events(&h);
+    json_t *ev = delegate(&h, 1, 0);
     const json_t *ra = json_object_get(find_result(ev, "toolu_ra"), "result");
     assert_string_equal(str(ra, "response"), "[Sub-agent reached maximum turn limit]");
     const json_t *sc = NULL;
@@ -241,10 +247,7 @@ static void test_subagent_timeout(void **state)
                       "\"deltas\":[\"PART1 \",\"PART2 \",\"PART3\"]}]},"
                       "{\"match\":\"timed out\",\"text\":\"parent done\"}]");
     agent_h_t h;
-    setup(&h, 5, 300);
-    assert_true(agent_h_run(&h, "Delegate PARENT-Q", 20000));
-    assert_int_equal(h.code, CGW_OK);
-    json_t *ev = agent_h_events(&h);
+    json_t *ev = delegate(&h, 5, 300);
     const json_t *tr = find_result(ev, "toolu_ra");
     assert_true(json_is_false(json_object_get(tr, "is_error")));
     const json_t *ra = json_object_get(tr, "result");
@@ -268,8 +271,7 @@ static void test_subagent_timeout(void **state)
     json_decref(ev);
     /* The parent's model saw the warning, annotated as the original does. */
     json_t *reqs = agent_mock_requests();
-    const json_t *user = json_object_get(
-        json_array_get(json_object_get(agent_mock_body(reqs, 2), "messages"), 2), "content");
+    const json_t *user = agent_mock_content(reqs, 2, 2);
     assert_non_null(strstr(str(json_array_get(user, 0), "content"),
                            "\"_runner_warning\": \"Sub-agent warning: Sub-agent timed out"));
     json_decref(reqs);
@@ -345,10 +347,7 @@ static void test_subagent_cannot_nest(void **state)
                       "{\"match\":\"not available\",\"text\":\"NESTED-REFUSED\"},"
                       "{\"match\":\"NESTED-REFUSED\",\"text\":\"parent done\"}]");
     agent_h_t h;
-    setup(&h, 5, 0);
-    assert_true(agent_h_run(&h, "Delegate PARENT-Q", 20000));
-    assert_int_equal(h.code, CGW_OK);
-    json_t *ev = agent_h_events(&h);
+    json_t *ev = delegate(&h, 5, 0);
     const json_t *nested = find_result(ev, "toolu_nested");
     assert_non_null(json_object_get(nested, "agent_id"));
     assert_string_equal(str(json_object_get(nested, "error"), "code"), "tool_excluded");

@@ -87,6 +87,12 @@ size_t agent_mock_message_count(const json_t *reqs)
     return n;
 }
 
+const json_t *agent_mock_content(const json_t *reqs, size_t n, size_t m)
+{
+    return json_object_get(json_array_get(json_object_get(agent_mock_body(reqs, n), "messages"), m),
+                           "content");
+}
+
 /* ---- one agent -------------------------------------------------------------------------- */
 
 void agent_h_init(agent_h_t *h, const char *mcp_config_json, int with_client)
@@ -113,6 +119,13 @@ void agent_h_init(agent_h_t *h, const char *mcp_config_json, int with_client)
     assert_int_equal(cgw_approvals_new(h->ctx, &h->approvals), CGW_OK);
     assert_int_equal(cgw_conversation_new(&h->conv), CGW_OK);
     agent_h_new_log(h);
+}
+
+void agent_h_scripted(agent_h_t *h, const char *script)
+{
+    agent_mock_script(script);
+    agent_h_init(h, NULL, 1);
+    agent_h_runner(h, NULL);
 }
 
 void agent_h_new_log(agent_h_t *h)

@@ -25,6 +25,8 @@ json_t *agent_mock_requests(void);
 const json_t *agent_mock_body(const json_t *reqs, size_t n);
 /* Number of POST /v1/messages received. */
 size_t agent_mock_message_count(const json_t *reqs);
+/* The "content" of message `m` in the n-th POST /v1/messages (borrowed from `reqs`), or NULL. */
+const json_t *agent_mock_content(const json_t *reqs, size_t n, size_t m);
 
 /* ---- one agent -------------------------------------------------------------------------- */
 
@@ -52,6 +54,10 @@ typedef struct agent_h {
  * the mock with a test key (no client when with_client is 0: the stub), approvals, an empty
  * conversation. Fails the test on error. */
 void agent_h_init(agent_h_t *h, const char *mcp_config_json, int with_client);
+
+/* The common case: sets the mock's `script`, then agent_h_init(h, NULL, 1) and a runner with
+ * default options and no dispatcher. */
+void agent_h_scripted(agent_h_t *h, const char *script);
 
 /* Creates the dispatcher from `opts` (may be NULL; mcp and approvals are filled in). */
 void agent_h_dispatcher(agent_h_t *h, cgw_dispatcher_options_t *opts);

@@ -305,17 +305,27 @@ static void never(const cgw_tool_call_t *call, cgw_tool_completion_t *done, void
     *(cgw_tool_completion_t **)user = done;
 }
 
+/* A dispatcher with the handler "never" and one call to it in flight (timeout_ms 0: none). */
+static cgw_dispatcher_t *dispatch_never(cgw_ctx_t *ctx, uint32_t timeout_ms,
+                                        cgw_tool_completion_t **held, outcome_t *o)
+{
+    cgw_dispatcher_t *d = NULL;
+    assert_int_equal(cgw_dispatcher_new(ctx, NULL, &d), CGW_OK);
+    *held = NULL;
+    assert_int_equal(cgw_dispatcher_add_handler(d, "never", never, held), CGW_OK);
+    memset(o, 0, sizeof(*o));
+    cgw_tool_call_t call = {.tool_call_id = "t", .tool_name = "never", .timeout_ms = timeout_ms};
+    assert_int_equal(cgw_dispatcher_dispatch(d, &call, on_outcome, o, NULL), CGW_OK);
+    return d;
+}
+
 static void test_dispatcher_free_cancels(void **state)
 {
     (void)state;
     cgw_ctx_t *ctx = cgw_test_ctx_new();
-    cgw_dispatcher_t *d = NULL;
-    assert_int_equal(cgw_dispatcher_new(ctx, NULL, &d), CGW_OK);
-    cgw_tool_completion_t *held = NULL;
-    assert_int_equal(cgw_dispatcher_add_handler(d, "never", never, &held), CGW_OK);
-    outcome_t o = {0};
-    cgw_tool_call_t call = {.tool_call_id = "t", .tool_name = "never", .timeout_ms = 0};
-    assert_int_equal(cgw_dispatcher_dispatch(d, &call, on_outcome, &o, NULL), CGW_OK);
+    cgw_tool_completion_t *held;
+    outcome_t o;
+    cgw_dispatcher_t *d = dispatch_never(ctx, 0, &held, &o);
     int spin = 0;
     cgw_test_run_until(ctx, &spin, 20);
     assert_non_null(held);
@@ -335,13 +345,9 @@ static void test_tool_timeout(void **state)
 {
     (void)state;
     cgw_ctx_t *ctx = cgw_test_ctx_new();
-    cgw_dispatcher_t *d = NULL;
-    assert_int_equal(cgw_dispatcher_new(ctx, NULL, &d), CGW_OK);
-    cgw_tool_completion_t *held = NULL;
-    assert_int_equal(cgw_dispatcher_add_handler(d, "never", never, &held), CGW_OK);
-    outcome_t o = {0};
-    cgw_tool_call_t call = {.tool_call_id = "t", .tool_name = "never", .timeout_ms = 50};
-    assert_int_equal(cgw_dispatcher_dispatch(d, &call, on_outcome, &o, NULL), CGW_OK);
+    cgw_tool_completion_t *held;
+    outcome_t o;
+    cgw_dispatcher_t *d = dispatch_never(ctx, 50, &held, &o);
     assert_true(cgw_test_run_until(ctx, &o.done, 2000));
     assert_string_equal(json_string_value(json_object_get(o.error, "code")), "tool_timeout");
     assert_string_equal(json_string_value(json_object_get(o.error, "sub_code")), "timeout");
