@@ -193,7 +193,8 @@ typedef struct cgw_anthropic_request {
 /** Builds the request body: {"model","max_tokens","stream":true,"system"?,"thinking"?,
  *  extra_body members..., "tools":[...], "messages":[m1,...]} with the messages spliced from
  *  the conversation's stored bytes. On success *body (free with cgw_free) holds `*len` bytes
- *  plus a NUL. CGW_OK, CGW_EINVAL (no conversation), CGW_ENOMEM. */
+ *  plus a NUL. CGW_OK, CGW_EINVAL (no conversation, or a model or system prompt that is not
+ *  valid UTF-8), CGW_ENOMEM. */
 CGW_EXTERN int cgw_anthropic_build_body(const cgw_anthropic_t *client,
                                         const cgw_anthropic_request_t *req, char **body,
                                         size_t *len, cgw_error_t *err);
