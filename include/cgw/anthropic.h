@@ -44,8 +44,8 @@ CGW_EXTERN void cgw_conversation_free(cgw_conversation_t *conv);
 
 /** Appends a message object ({"role":..., "content":...}; borrowed, serialized compactly now
  *  and never again). String content is kept byte-exact, so thinking blocks survive the round
- *  trip. CGW_OK; CGW_EINVAL when `msg` is not an object with a string "role" and a "content";
- *  CGW_ENOMEM. */
+ *  trip. CGW_OK; CGW_EINVAL when `msg` is not an object with a string "role" and a "content",
+ *  or is nested deeper than 2048 levels; CGW_ENOMEM. */
 CGW_EXTERN int cgw_conversation_append(cgw_conversation_t *conv, const struct json_t *msg);
 
 /** Same, from JSON text (`len` bytes; strict: one object, valid UTF-8). The text is parsed once
