@@ -44,8 +44,8 @@ CGW_EXTERN void cgw_conversation_free(cgw_conversation_t *conv);
 
 /** Appends a message object ({"role":..., "content":...}; borrowed, serialized compactly now
  *  and never again). String content is kept byte-exact, so thinking blocks survive the round
- *  trip. CGW_OK; CGW_EINVAL when `msg` is not an object with a string "role" and a "content";
- *  CGW_ENOMEM. */
+ *  trip. CGW_OK; CGW_EINVAL when `msg` is not an object with a string "role" and a "content",
+ *  or is nested deeper than 2048 levels; CGW_ENOMEM. */
 CGW_EXTERN int cgw_conversation_append(cgw_conversation_t *conv, const struct json_t *msg);
 
 /** Same, from JSON text (`len` bytes; strict: one object, valid UTF-8). The text is parsed once
@@ -193,7 +193,8 @@ typedef struct cgw_anthropic_request {
 /** Builds the request body: {"model","max_tokens","stream":true,"system"?,"thinking"?,
  *  extra_body members..., "tools":[...], "messages":[m1,...]} with the messages spliced from
  *  the conversation's stored bytes. On success *body (free with cgw_free) holds `*len` bytes
- *  plus a NUL. CGW_OK, CGW_EINVAL (no conversation), CGW_ENOMEM. */
+ *  plus a NUL. CGW_OK, CGW_EINVAL (no conversation, or a model or system prompt that is not
+ *  valid UTF-8), CGW_ENOMEM. */
 CGW_EXTERN int cgw_anthropic_build_body(const cgw_anthropic_t *client,
                                         const cgw_anthropic_request_t *req, char **body,
                                         size_t *len, cgw_error_t *err);

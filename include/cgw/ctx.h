@@ -29,8 +29,8 @@ typedef enum cgw_log_level {
 } cgw_log_level_t;
 
 /** A log sink. `component` ("mcp", "llm", ...) and `msg` are valid only during the call, and
- *  `msg` has already had every registered secret replaced by "[REDACTED]". Runs on the
- *  thread that logged (the loop's). */
+ *  `msg` has already been through cgw_ctx_redact. Runs on the thread that logged (the
+ *  loop's). */
 typedef void (*cgw_log_cb)(cgw_log_level_t level, const char *component, const char *msg,
                            void *user);
 
@@ -80,7 +80,10 @@ CGW_EXTERN cgw_log_level_t cgw_ctx_log_level(const cgw_ctx_t *ctx);
 CGW_EXTERN int cgw_ctx_add_secret(cgw_ctx_t *ctx, const char *secret);
 
 /** Copies `in` into `out` (capacity `cap`, always NUL-terminated when cap > 0) with every
- *  registered secret replaced by "[REDACTED]". Returns the length written. */
+ *  registered secret, and anything shaped like an Anthropic key ("sk-ant-" and the key
+ *  characters after it), replaced by "[REDACTED]". `ctx` may be NULL (then only the key shape
+ *  is caught). A line too long for `out` is cut, never in the middle of "[REDACTED]". Returns
+ *  the length written. */
 CGW_EXTERN size_t cgw_ctx_redact(const cgw_ctx_t *ctx, const char *in, char *out, size_t cap);
 
 /** Logs one line through the context's sink, after redaction. `component` may be NULL. */

@@ -92,8 +92,8 @@ CGW_EXTERN void cgw_eventlog_free(cgw_eventlog_t *log);
 
 /** Appends a copy of `event` (borrowed: serialized here, never referenced afterwards).
  *  `event` must be an object with a string "type" of 1 to 255 bytes and no control characters,
- *  nested at most 512 levels deep. On success, when `seq` is not NULL, *seq is the new entry's
- *  sequence number.
+ *  nested at most 2048 levels deep (jansson's parser limit). On success, when `seq` is not
+ *  NULL, *seq is the new entry's sequence number.
  *  Returns CGW_OK; CGW_ECLOSED when the log is closed (the event is dropped, nothing else
  *  happens); CGW_EINVAL for an event of the wrong shape; CGW_EBUSY when called from this log's
  *  own on_event observer; CGW_E2BIG for a frame over 4 GiB; CGW_ENOMEM. On any error the log

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "agent/eventlog_frame.h"
-#include "agent/json_writer.h"
 #include "core/alloc.h"
+#include "core/json.h"
 
 /* Frames stay addressable with 32-bit offsets. */
 #define FRAME_MAX ((size_t)UINT32_MAX)
@@ -74,7 +74,7 @@ int cgw__frame_new(uint64_t seq, int64_t ts_us, cgw_str_t type, bool terminal, c
     }
     write_prefix(scratch, seq, ts_us, type);
     size_t event_off = scratch->len;
-    rc = cgw__json_write(event, scratch);
+    rc = cgw_json_dump_buf(event, scratch);
     if (rc == CGW_OK) {
         rc = cgw_buf_append(scratch, "}\n\n", 3);
     }

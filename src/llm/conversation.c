@@ -69,12 +69,15 @@ int cgw_conversation_append(cgw_conversation_t *conv, const json_t *msg)
     if (conv == NULL || !is_message(msg)) {
         return CGW_EINVAL;
     }
-    size_t len = 0;
-    char *json = cgw_json_dump(msg, &len);
-    if (json == NULL) {
-        return CGW_ENOMEM;
+    cgw_buf_t b = CGW_BUF_INIT;
+    int rc = cgw_json_dump_buf(msg, &b);
+    if (rc != CGW_OK) {
+        cgw_buf_free(&b);
+        return rc; /* CGW_EINVAL when nested too deep */
     }
-    return push(conv, json, len);
+    size_t len = 0;
+    char *json = cgw_buf_steal(&b, &len);
+    return json != NULL ? push(conv, json, len) : CGW_ENOMEM;
 }
 
 int cgw_conversation_append_json(cgw_conversation_t *conv, const char *json, size_t len,

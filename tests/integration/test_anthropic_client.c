@@ -233,14 +233,21 @@ static void start_call(cgw_anthropic_t *c, cgw_conversation_t *conv, struct rec 
     }
 }
 
+/* A conversation of one user message. */
+static cgw_conversation_t *user_conv(const char *prompt)
+{
+    cgw_conversation_t *conv = NULL;
+    assert_int_equal(cgw_conversation_new(&conv), CGW_OK);
+    assert_int_equal(cgw_conversation_append_text(conv, "user", prompt), CGW_OK);
+    return conv;
+}
+
 /* Runs one call of `prompt` with options `o` to completion. */
 static void run_call(const cgw_anthropic_options_t *o, const char *prompt, struct rec *r,
                      int timeout_ms)
 {
     cgw_anthropic_t *c = new_client(o);
-    cgw_conversation_t *conv = NULL;
-    cgw_conversation_new(&conv);
-    cgw_conversation_append_text(conv, "user", prompt);
+    cgw_conversation_t *conv = user_conv(prompt);
     start_call(c, conv, r);
     cgw_conversation_free(conv); /* the body is built at start; the call does not need it */
     assert_true(cgw_test_run_until(g_ctx, &r->done, timeout_ms));
@@ -331,6 +338,11 @@ static void test_tool_use(void **state)
 
 /* ---- retries ------------------------------------------------------------------------------- */
 
+/* The Python SDK's recorded exchange: 429, 429, then a 200 stream, under ../shared. */
+#define CASSETTE_429_429_200                                                                       \
+    "fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/__inline_snapshot__/"            \
+    "test_messages/TestAsyncStream/a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json"
+
 /* Turns the recorded exchange (Python SDK cassette: 429, 429, 200 stream) into a mock script:
  * error turns with the recorded headers and bodies, then a replay of the recorded SSE body. */
 static char *script_from_cassette(const char *path, char *sse_path, size_t sse_cap)
@@ -372,11 +384,7 @@ static void test_recorded_429_429_200(void **state)
 {
     (void)state;
     char path[1024], sse[1024];
-    snprintf(path, sizeof(path),
-             "%s/fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/"
-             "__inline_snapshot__/test_messages/TestAsyncStream/"
-             "a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json",
-             cgw_test_shared_dir());
+    snprintf(path, sizeof(path), "%s/" CASSETTE_429_429_200, cgw_test_shared_dir());
     char *script = script_from_cassette(path, sse, sizeof(sse));
     load_script(script);
     free(script);
@@ -414,11 +422,7 @@ static void test_recorded_429_429_200_replayed(void **state)
 {
     (void)state;
     char path[1024], base[128];
-    snprintf(path, sizeof(path),
-             "%s/fixtures/anthropic-sse/anthropic-sdk-python/tests/lib/_parse/"
-             "__inline_snapshot__/test_messages/TestAsyncStream/"
-             "a8b7dbb8-2321-4624-abdb-7ba2136b5c38.json",
-             cgw_test_shared_dir());
+    snprintf(path, sizeof(path), "%s/" CASSETTE_429_429_200, cgw_test_shared_dir());
     pid_t pid = spawn_mock("--replay", path, base, sizeof(base));
     assert_true(pid > 0);
     struct rec r = {0};
@@ -703,9 +707,7 @@ static void test_cancel_from_on_retry(void **state)
     load_script("{\"turns\":[{\"status\":529},{\"text\":\"x\"}]}");
     cgw_anthropic_options_t o = default_opts();
     cgw_anthropic_t *c = new_client(&o);
-    cgw_conversation_t *conv = NULL;
-    cgw_conversation_new(&conv);
-    cgw_conversation_append_text(conv, "user", "x");
+    cgw_conversation_t *conv = user_conv("x");
     struct rec r = {0};
     cgw_anthropic_callbacks_t cbs = {on_event, cancel_on_retry, on_done};
     cgw_anthropic_request_t req = {.conversation = conv};
@@ -739,9 +741,7 @@ static void test_20_concurrent_streams(void **state)
                 "\"delay_ms\":50}],\"when_exhausted\":\"repeat_last\"}");
     cgw_anthropic_options_t o = default_opts();
     cgw_anthropic_t *c = new_client(&o);
-    cgw_conversation_t *conv = NULL;
-    cgw_conversation_new(&conv);
-    cgw_conversation_append_text(conv, "user", "x");
+    cgw_conversation_t *conv = user_conv("x");
     struct rec r[N];
     memset(r, 0, sizeof(r));
     uint64_t t0 = cgw__now_ms();
@@ -776,9 +776,7 @@ static void test_tool_loop_round_trip(void **state)
     cgw_anthropic_options_t o = default_opts();
     o.extra_body = "{\"metadata\":{\"user_id\":\"u-77\"}}";
     cgw_anthropic_t *c = new_client(&o);
-    cgw_conversation_t *conv = NULL;
-    cgw_conversation_new(&conv);
-    cgw_conversation_append_text(conv, "user", "what is 6*7?");
+    cgw_conversation_t *conv = user_conv("what is 6*7?");
     struct rec r = {0};
     start_call(c, conv, &r);
     assert_true(cgw_test_run_until(g_ctx, &r.done, 5000));

@@ -207,6 +207,17 @@ static void test_conversation_rejects_bad_messages(void **state)
                      CGW_EINVAL);
     assert_int_equal(cgw_conversation_append_text(conv, "user", "\xff\xfe"), CGW_EINVAL);
     assert_int_equal(cgw_conversation_append(conv, NULL), CGW_EINVAL);
+    /* Deeper than the serializer goes (only a program can build that; the parser stops
+     * first): refused, not reported as out of memory. */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < CGW_JSON_MAX_DEPTH; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    json_t *deep_msg = json_pack("{s:s,s:o}", "role", "user", "content", deep);
+    assert_int_equal(cgw_conversation_append(conv, deep_msg), CGW_EINVAL);
+    json_decref(deep_msg);
     json_t *no_content = json_pack("{s:s}", "type", "message");
     assert_int_equal(cgw_conversation_append_reply(conv, no_content), CGW_EINVAL);
     assert_int_equal(cgw_conversation_append_reply(conv, NULL), CGW_EINVAL);

@@ -73,6 +73,7 @@ static void test_json(void **state)
     char *out = cgw_json_dump(v, &len);
     assert_string_equal(out, "{\"a\":\"x\",\"n\":9007199254740993,\"f\":1.5,\"b\":true}");
     cgw_free(out);
+    assert_null(cgw_json_dump(NULL, &len));
     json_decref(v);
 
     const char *bad = "{\"a\":\n  oops}";
@@ -126,6 +127,14 @@ static void test_ctx_logging_redacts(void **state)
     char out[16];
     cgw_ctx_redact(ctx, "xx my-bearer-token-123 yy", out, sizeof(out));
     assert_string_equal(out, "xx [REDACTED] y");
+    /* Without a context only the key shape is caught; a mark that does not fit is left out
+     * whole rather than cut. */
+    assert_int_equal(cgw_ctx_redact(NULL, "k=sk-ant-x1_y my-bearer-token-123", out, sizeof(out)),
+                     15);
+    assert_string_equal(out, "k=[REDACTED] my");
+    char tiny[8];
+    assert_int_equal(cgw_ctx_redact(ctx, "ab sk-ant-abc", tiny, sizeof(tiny)), 3);
+    assert_string_equal(tiny, "ab ");
 
     cgw_log_level_t lvl;
     assert_int_equal(cgw_log_level_parse("DEBUG", &lvl), CGW_OK);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json.h"
 #include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -251,7 +252,7 @@ static void test_bad_events(void **state)
     /* Nested deeper than the writer allows, and a reference cycle: refused, no overflow. */
     json_t *deep = json_array();
     json_t *cur = deep;
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < CGW_JSON_MAX_DEPTH; i++) {
         json_t *next = json_array();
         json_array_append_new(cur, next);
         cur = next;

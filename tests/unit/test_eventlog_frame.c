@@ -1,22 +1,22 @@
-/* EventLog serialization: the compact JSON writer against jansson's own output, and the
- * resume-position parser. */
+/* EventLog serialization: the compact JSON writer (cgw_json_dump_buf) against jansson's own
+ * output, and the resume-position parser. */
 #include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/json_writer.h"
 #include "core/alloc.h"
+#include "core/json.h"
 #include "testutil.h"
 
-/* Our writer must produce exactly json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY). */
+/* cgw_json_dump_buf must produce exactly json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY). */
 static void assert_same_as_jansson(const json_t *v)
 {
     char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     assert_non_null(want);
     cgw_buf_t b = CGW_BUF_INIT;
-    assert_int_equal(cgw__json_write(v, &b), CGW_OK);
+    assert_int_equal(cgw_json_dump_buf(v, &b), CGW_OK);
     if (strlen(want) != b.len || memcmp(want, b.data, b.len) != 0) {
         fail_msg("writer differs from jansson:\n want %s\n got  %s", want, b.data);
     }
@@ -79,11 +79,12 @@ static void test_writer_limits(void **state)
 {
     (void)state;
     cgw_buf_t b = CGW_BUF_INIT;
-    assert_int_equal(cgw__json_write(NULL, &b), CGW_EINVAL);
-    /* Depth 512 is fine, 513 is not; a failed write leaves the buffer as it was. */
+    assert_int_equal(cgw_json_dump_buf(NULL, &b), CGW_EINVAL);
+    /* Depth CGW_JSON_MAX_DEPTH is fine, one more is not; a failed write leaves the buffer as it
+     * was. */
     json_t *root = json_array();
     json_t *cur = root;
-    for (int i = 0; i < CGW_JSON_WRITER_MAX_DEPTH; i++) {
+    for (int i = 0; i < CGW_JSON_MAX_DEPTH; i++) {
         json_t *next = json_array();
         json_array_append_new(cur, next);
         cur = next;
@@ -91,11 +92,11 @@ static void test_writer_limits(void **state)
     assert_int_equal(cgw_buf_append_str(&b, "keep"), CGW_OK);
     json_t *wrap = json_array();
     json_array_append(wrap, root);
-    assert_int_equal(cgw__json_write(wrap, &b), CGW_EINVAL);
+    assert_int_equal(cgw_json_dump_buf(wrap, &b), CGW_EINVAL);
     assert_int_equal(b.len, 4);
     assert_string_equal(b.data, "keep");
-    assert_int_equal(cgw__json_write(root, &b), CGW_OK);
-    assert_int_equal(b.len, 4 + 2 * (CGW_JSON_WRITER_MAX_DEPTH + 1));
+    assert_int_equal(cgw_json_dump_buf(root, &b), CGW_OK);
+    assert_int_equal(b.len, 4 + 2 * (CGW_JSON_MAX_DEPTH + 1));
     json_decref(wrap);
     json_decref(root);
 
@@ -103,7 +104,7 @@ static void test_writer_limits(void **state)
     cgw_buf_reset(&b);
     b.limit = 10;
     json_t *s = json_string("longer than ten bytes");
-    assert_int_equal(cgw__json_write(s, &b), CGW_E2BIG);
+    assert_int_equal(cgw_json_dump_buf(s, &b), CGW_E2BIG);
     assert_int_equal(b.len, 0);
     json_decref(s);
     cgw_buf_free(&b);
