@@ -98,7 +98,11 @@ static json_t *record_request(cgw_mock_api_t *srv, struct evhttp_request *req, c
     const char *body = cgw__http_body(req, &len);
     json_t *parsed = body != NULL ? json_loadb(body, len, 0, NULL) : json_null();
     if (parsed == NULL) {
-        parsed = json_stringn_nocheck(body, len);
+        /* Not JSON: kept as a string when it is UTF-8 (JSON cannot carry other bytes). */
+        parsed = json_stringn(body, len);
+    }
+    if (parsed == NULL) {
+        parsed = json_string("[body is not UTF-8]");
     }
     const char *method = method_name(evhttp_request_get_command(req));
     json_t *rec =

@@ -1061,6 +1061,24 @@ static void test_request_log_bounded(void **state)
     resp_free(r);
 }
 
+/* Bodies that are not JSON are logged as strings, and bytes that are not UTF-8 (which JSON
+ * cannot carry) are replaced by a note, so /_mock/requests stays valid JSON. */
+static void test_request_log_non_json_bodies(void **state)
+{
+    (void)state;
+    resp_free(http("POST", srv.addr, "/_mock/reset", "", 0, NULL, 0));
+    resp_free(http("POST", srv.addr, "/v1/messages", "plain words", -1, api_headers, 0));
+    resp_free(http("POST", srv.addr, "/v1/messages", "\xff\xfe raw", 6, api_headers, 0));
+    resp_t *r = http("GET", srv.addr, "/_mock/requests", NULL, 0, NULL, 0);
+    json_t *reqs = body_json(r);
+    assert_non_null(reqs);
+    assert_int_equal(json_array_size(reqs), 2);
+    assert_string_equal(cgw_json_str(json_array_get(reqs, 0), "body", ""), "plain words");
+    assert_string_equal(cgw_json_str(json_array_get(reqs, 1), "body", ""), "[body is not UTF-8]");
+    json_decref(reqs);
+    resp_free(r);
+}
+
 /* ---- servers of their own ----------------------------------------------------------------- */
 
 static const char *fixture_path(const char *rel)
@@ -1289,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_stats_requests_reset),
         cmocka_unit_test(test_request_log_bounded),
+        cmocka_unit_test(test_request_log_non_json_bodies),
         cmocka_unit_test(test_replay_sse),
         cmocka_unit_test(test_replay_capture),
         cmocka_unit_test(test_replay_exchanges),

@@ -48,6 +48,7 @@ mock() {
         sleep 0.05
     done
     URL="http://$(sed -n 's/^listening on //p' mock.out)"
+    [ "$URL" != "http://" ] || { echo "FAIL: mock-api did not start: $(cat mock.err)"; exit 1; }
 }
 
 # run ARGS...: runs claude-gateway run; sets RC, OUT and ERR (files).
