@@ -131,6 +131,30 @@ static void test_env_cwd_and_exit(void **state)
     assert_int_equal(mcp_h_child_count(), 0);
 }
 
+/* A relative command is found from the entry's cwd, where the child runs it, not from ours. */
+static void test_relative_command_from_cwd(void **state)
+{
+    (void)state;
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    rec_t r = {0};
+    const char *args[] = {"-c", "echo '{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}'", NULL};
+    cgw__stdio_params_t p = {"rel", "./sh", args, NULL, "/bin", 0, 64, 0};
+    cgw__mcp_transport_cbs_t cbs = {on_message, on_bad, on_closed, &r};
+    cgw__mcp_transport_t *t = NULL;
+    cgw_error_t err;
+    cgw_error_clear(&err);
+    assert_int_equal(cgw__stdio_transport_new(ctx, &p, &cbs, &t, &err), CGW_OK);
+    assert_true(wait_for(ctx, &r.messages, 1, 3000));
+    assert_int_equal(json_integer_value(json_object_get(r.last, "id")), 5);
+    t->vt->free(t);
+    json_decref(r.last);
+    p.cwd = "/no/such/dir";
+    assert_int_equal(cgw__stdio_transport_new(ctx, &p, &cbs, &t, &err), CGW_ENOENT);
+    assert_null(t);
+    cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
 /* A child that is gone before the loop ever runs: its stderr must still be captured. */
 static void test_instant_exit_keeps_stderr(void **state)
 {
@@ -305,6 +329,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_garbage_and_cap),
         cmocka_unit_test(test_env_cwd_and_exit),
+        cmocka_unit_test(test_relative_command_from_cwd),
         cmocka_unit_test(test_instant_exit_keeps_stderr),
         cmocka_unit_test(test_stderr_ring_is_bounded),
         cmocka_unit_test(test_spawn_failures),
