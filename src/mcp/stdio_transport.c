@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -699,7 +700,12 @@ static int can_exec(const char *path, const char *cwd)
         }
         path = buf;
     }
-    return access(path, X_OK) == 0 ? 0 : errno;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return errno;
+    }
+    /* execve refuses a directory with EACCES and posix_spawnp goes on to the next PATH entry */
+    return S_ISDIR(st.st_mode) ? EACCES : access(path, X_OK) == 0 ? 0 : errno;
 }
 
 /* Resolves `cmd` the way posix_spawnp would: on the parent's PATH (glibc's posix_spawnp does
