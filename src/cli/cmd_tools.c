@@ -52,7 +52,9 @@ static void usage(FILE *out)
 static int split_allowed(tools_args_t *a, const char *list)
 {
     cgw_free(a->allowed_copy);
-    a->allowed_copy = cgw__strdup(list);
+    if ((a->allowed_copy = cgw__strdup(list)) == NULL) {
+        return -1;
+    }
     a->n_allowed = 0;
     a->has_allowed = 1;
     char *save = NULL;
@@ -280,6 +282,7 @@ static int run(const tools_args_t *a, cgw_mcp_config_t *cfg)
     mo.naming.naming = a->prefixed ? CGW_MCP_NAMING_PREFIXED : CGW_MCP_NAMING_PLAIN;
     cgw_mcp_manager_t *mgr = NULL;
     cgw_error_t err;
+    cgw_error_clear(&err);
     run_state_t st = {0, ctx};
     int rc = cgw_mcp_manager_new(ctx, &mo, &mgr, &err);
     if (rc == CGW_OK) {
@@ -313,7 +316,8 @@ static int run(const tools_args_t *a, cgw_mcp_config_t *cfg)
         }
         status = failed > 0 ? 1 : 0;
     } else {
-        fprintf(stderr, "claude-gateway tools: %s\n", err.message);
+        fprintf(stderr, "claude-gateway tools: %s\n",
+                err.message[0] ? err.message : cgw_strerror(rc));
     }
     cgw_mcp_manager_free(mgr);
     cgw_ctx_free(ctx);

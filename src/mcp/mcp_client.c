@@ -71,7 +71,6 @@ struct cgw__mcp_client {
     uint32_t list_delay_ms;
     uint32_t startup_timeout_ms;
     char version[32];
-    json_t *server_info;
     json_t *roots; /* {"roots":[...]} ready to send */
     cgw_mcp_request_handler_cb sampling, elicitation;
     void *handler_user;
@@ -484,8 +483,6 @@ static void init_reply(void *user, int rc, const json_t *result, const json_t *r
         return;
     }
     snprintf(c->version, sizeof(c->version), "%s", v);
-    json_decref(c->server_info);
-    c->server_info = json_incref(json_object_get(result, "serverInfo"));
     c->state = C_LISTING;
     /* From here on the server may send requests; we can answer them already. */
     notify(c, "notifications/initialized", NULL);
@@ -795,7 +792,6 @@ static void really_free(cgw__mcp_client_t *c)
     }
     json_decref(c->tools);
     json_decref(c->pages);
-    json_decref(c->server_info);
     json_decref(c->roots);
     cgw_buf_free(&c->out);
     cgw_free(c->name);
@@ -834,11 +830,6 @@ const char *cgw__mcp_client_stderr(const cgw__mcp_client_t *c)
 int cgw__mcp_client_pid(const cgw__mcp_client_t *c)
 {
     return c->tr != NULL && !c->closed ? c->tr->vt->pid(c->tr) : 0;
-}
-
-const json_t *cgw__mcp_client_server_info(const cgw__mcp_client_t *c)
-{
-    return c->server_info;
 }
 
 /* ---- answers to server requests (public) ------------------------------------------------ */

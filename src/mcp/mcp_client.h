@@ -104,8 +104,6 @@ const char *cgw__mcp_client_version(const cgw__mcp_client_t *c);
 /* The server's stderr tail (borrowed), the child's pid. */
 const char *cgw__mcp_client_stderr(const cgw__mcp_client_t *c);
 int cgw__mcp_client_pid(const cgw__mcp_client_t *c);
-/* The server's serverInfo and instructions from initialize (borrowed, may be NULL). */
-const json_t *cgw__mcp_client_server_info(const cgw__mcp_client_t *c);
 
 /* Protocol versions, newest first; the first is what we ask for. */
 extern const char *const cgw__mcp_versions[];

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -688,12 +689,33 @@ static void ignore_sigpipe_once(void)
 
 #define SETPRIV_PATH "/usr/bin/setpriv"
 
-/* Resolves `cmd` the way posix_spawnp would (on the parent's PATH). Returns a new string, or
- * NULL with *rc set to ENOENT / EACCES / ENOMEM. */
-static char *resolve_command(const char *cmd, int *rc)
+/* 0 when `path` names something the child can execute, else an errno value. The child
+ * changes to `cwd` before it execs, so a relative path is looked up from there. */
+static int can_exec(const char *path, const char *cwd)
+{
+    char buf[4096];
+    if (path[0] != '/' && cwd != NULL && *cwd) {
+        if (snprintf(buf, sizeof(buf), "%s/%s", cwd, path) >= (int)sizeof(buf)) {
+            return ENAMETOOLONG;
+        }
+        path = buf;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return errno;
+    }
+    /* execve refuses a directory with EACCES and posix_spawnp goes on to the next PATH entry */
+    return S_ISDIR(st.st_mode) ? EACCES : access(path, X_OK) == 0 ? 0 : errno;
+}
+
+/* Resolves `cmd` the way posix_spawnp would: on the parent's PATH (glibc's posix_spawnp does
+ * not read the child's envp, so an entry's `env.PATH` does not apply), relative names from the
+ * child's `cwd`. Returns a new string, or NULL with *rc set to an errno value (ENOENT when no
+ * PATH directory has it). */
+static char *resolve_command(const char *cmd, const char *cwd, int *rc)
 {
     if (strchr(cmd, '/') != NULL) {
-        *rc = access(cmd, X_OK) == 0 ? 0 : errno;
+        *rc = can_exec(cmd, cwd);
         return *rc == 0 ? cgw__strdup(cmd) : NULL;
     }
     const char *path = getenv("PATH");
@@ -704,8 +726,7 @@ static char *resolve_command(const char *cmd, int *rc)
         char cand[4096];
         if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? dir : ".", cmd) <
                 (int)sizeof(cand) &&
-            access(cand, X_OK) == 0) {
-            *rc = 0;
+            can_exec(cand, cwd) == 0) {
             char *out = cgw__strdup(cand);
             *rc = out != NULL ? 0 : ENOMEM;
             return out;
@@ -718,14 +739,15 @@ static char *resolve_command(const char *cmd, int *rc)
 /* When setpriv is available, *out becomes {setpriv, --pdeathsig, TERM, --, <resolved
  * command>, args..., NULL} (the resolved command is out[4], caller frees it and the array);
  * otherwise *out stays NULL. Returns 0 or an errno value (the command cannot be run). */
-static int with_pdeathsig(const char *cmd, char **argv, size_t argc, char ***out)
+static int with_pdeathsig(const char *cmd, const char *cwd, char **argv, size_t argc,
+                          char ***out)
 {
     *out = NULL;
     if (access(SETPRIV_PATH, X_OK) != 0) {
         return 0;
     }
     int rc;
-    char *resolved = resolve_command(cmd, &rc);
+    char *resolved = resolve_command(cmd, cwd, &rc);
     if (resolved == NULL) {
         return rc;
     }
@@ -764,7 +786,7 @@ static int spawn_child(stdio_t *t, const cgw__stdio_params_t *p, int fds[3][2], 
         argv[i + 1] = (char *)p->args[i];
     }
     char **wrapped = NULL;
-    int rc = with_pdeathsig(p->command, argv, nargs + 1, &wrapped);
+    int rc = with_pdeathsig(p->command, p->cwd, argv, nargs + 1, &wrapped);
     if (rc != 0) {
         cgw_free(argv);
         cgw_free(envp);

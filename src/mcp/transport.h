@@ -54,7 +54,9 @@ struct cgw__mcp_transport {
 /* What a stdio server needs. Everything is borrowed for the duration of the call. */
 typedef struct cgw__stdio_params {
     const char *name;        /* server name, for logs */
-    const char *command;     /* resolved through PATH */
+    const char *command;     /* a name without '/' is looked up on the gateway's own PATH (not
+                                an env overlay's, as posix_spawnp); a relative path is taken
+                                from cwd */
     const char *const *args; /* NULL-terminated, without argv[0]; may be NULL */
     const char *const *env;  /* "KEY=VALUE" overlays on the parent environment; NULL-terminated */
     const char *cwd;         /* NULL = inherit */
@@ -65,8 +67,8 @@ typedef struct cgw__stdio_params {
 } cgw__stdio_params_t;
 
 /* Spawns the server and wires its pipes to the loop. On success *out is a transport owned by
- * the caller (vt->free or vt->close). Errors: -errno of posix_spawn (CGW_ENOENT for a missing
- * command), CGW_ENOMEM, CGW_EIO; err gets a sentence. */
+ * the caller (vt->free or vt->close). Errors: -errno of the command lookup or posix_spawn
+ * (CGW_ENOENT for a missing command or cwd), CGW_ENOMEM, CGW_EIO; err gets a sentence. */
 int cgw__stdio_transport_new(cgw_ctx_t *ctx, const cgw__stdio_params_t *p,
                              const cgw__mcp_transport_cbs_t *cbs, cgw__mcp_transport_t **out,
                              cgw_error_t *err);

@@ -84,6 +84,19 @@ static const char *FUTURE_SH =
     "\"capabilities\":{},\"serverInfo\":{\"name\":\"future\",\"version\":\"1\"}}}'\n"
     "cat >/dev/null\n";
 
+/* Sampling is declined with an error of our own: cgw_mcp_reply_error's code and message reach
+ * the server. */
+static void sampling_declined(const char *server, const char *method, const json_t *params,
+                              cgw_mcp_reply_t *reply, void *user)
+{
+    (void)server;
+    (void)params;
+    (void)user;
+    assert_string_equal(method, "sampling/createMessage");
+    assert_int_equal(cgw_mcp_reply_error(NULL, -1, "x"), CGW_EINVAL);
+    assert_int_equal(cgw_mcp_reply_error(reply, -1, "no model here"), CGW_OK);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -123,6 +136,7 @@ static int group_setup(void **state)
     o.naming.naming = CGW_MCP_NAMING_PREFIXED;
     o.max_line = 1024 * 1024;
     o.restart_max_attempts = 2;
+    o.sampling = sampling_declined;
     if (!mcp_h_start(&H, full, &o, 30000)) {
         return -1;
     }
@@ -291,8 +305,12 @@ static void test_server_requests_answered(void **state)
                 strncmp(json_string_value(json_object_get(json_array_get(roots, 0), "uri")),
                         "file:///", 8),
                 0);
+        } else if (id == 2) {
+            assert_int_equal(json_integer_value(json_object_get(err, "code")), -1);
+            assert_string_equal(json_string_value(json_object_get(err, "message")),
+                                "no model here");
         } else {
-            /* sampling, elicitation (no handler) and an unknown method */
+            /* elicitation (no handler) and an unknown method */
             assert_int_equal(json_integer_value(json_object_get(err, "code")), -32601);
         }
     }

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "mcp/transport.h"
@@ -125,6 +127,54 @@ static void test_env_cwd_and_exit(void **state)
     assert_int_equal(r.closed_code, CGW_ESERVERDIED);
     assert_non_null(strstr(r.detail, "exited with status 7"));
     assert_int_equal(t->vt->send(t, "{}\n", 3), CGW_ECLOSED);
+    t->vt->free(t);
+    json_decref(r.last);
+    cgw_ctx_free(ctx);
+    assert_int_equal(mcp_h_child_count(), 0);
+}
+
+/* The command is looked up as posix_spawnp would: a relative one from the entry's cwd, where
+ * the child runs it, not from ours; a name on PATH skipping what cannot be executed. */
+static void test_command_lookup(void **state)
+{
+    (void)state;
+    cgw_ctx_t *ctx = cgw_test_ctx_new();
+    rec_t r = {0};
+    const char *args[] = {"-c", "echo '{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}'", NULL};
+    cgw__stdio_params_t p = {"rel", "./sh", args, NULL, "/bin", 0, 64, 0};
+    cgw__mcp_transport_cbs_t cbs = {on_message, on_bad, on_closed, &r};
+    cgw__mcp_transport_t *t = NULL;
+    cgw_error_t err;
+    cgw_error_clear(&err);
+    assert_int_equal(cgw__stdio_transport_new(ctx, &p, &cbs, &t, &err), CGW_OK);
+    assert_true(wait_for(ctx, &r.messages, 1, 3000));
+    assert_int_equal(json_integer_value(json_object_get(r.last, "id")), 5);
+    t->vt->free(t);
+    json_decref(r.last);
+    r.last = NULL;
+    p.cwd = "/no/such/dir";
+    assert_int_equal(cgw__stdio_transport_new(ctx, &p, &cbs, &t, &err), CGW_ENOENT);
+    assert_null(t);
+    /* A directory named like the command earlier on PATH is passed over, as posix_spawnp does. */
+    char dir[] = "/tmp/cgw-stdio-path-XXXXXX", sub[64], path[8192];
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof(sub), "%s/sh", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    const char *old = getenv("PATH");
+    char *saved = strdup(old != NULL ? old : "/usr/bin:/bin");
+    snprintf(path, sizeof(path), "%s:%s", dir, saved);
+    setenv("PATH", path, 1);
+    p.command = "sh";
+    p.cwd = NULL;
+    r.messages = 0;
+    int rc = cgw__stdio_transport_new(ctx, &p, &cbs, &t, &err);
+    setenv("PATH", saved, 1);
+    free(saved);
+    rmdir(sub);
+    rmdir(dir);
+    assert_int_equal(rc, CGW_OK);
+    assert_true(wait_for(ctx, &r.messages, 1, 3000));
+    assert_int_equal(json_integer_value(json_object_get(r.last, "id")), 5);
     t->vt->free(t);
     json_decref(r.last);
     cgw_ctx_free(ctx);
@@ -305,6 +355,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_garbage_and_cap),
         cmocka_unit_test(test_env_cwd_and_exit),
+        cmocka_unit_test(test_command_lookup),
         cmocka_unit_test(test_instant_exit_keeps_stderr),
         cmocka_unit_test(test_stderr_ring_is_bounded),
         cmocka_unit_test(test_spawn_failures),
