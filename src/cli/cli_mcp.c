@@ -1,4 +1,7 @@
+#include <string.h>
+
 #include "cli/cli_mcp.h"
+#include "core/alloc.h"
 
 int cgw__cli_mcp_config_load(const cgw__cli_mcp_sel_t *sel, cgw_mcp_config_t **cfg,
                              cgw_error_t *err)
@@ -16,4 +19,21 @@ int cgw__cli_mcp_config_load(const cgw__cli_mcp_sel_t *sel, cgw_mcp_config_t **c
         o.n_allowed_servers = sel->n_allowed;
     }
     return cgw_mcp_config_load(&o, cfg, err);
+}
+
+int cgw__cli_split_list(const char *list, char **copy, const char **out, size_t max, size_t *n)
+{
+    cgw_free(*copy);
+    *n = 0;
+    if ((*copy = cgw__strdup(list)) == NULL) {
+        return CGW_ENOMEM;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(*copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        if (*n == max) {
+            return CGW_E2BIG;
+        }
+        out[(*n)++] = t;
+    }
+    return CGW_OK;
 }

@@ -23,4 +23,9 @@ typedef struct cgw__cli_mcp_sel {
 int cgw__cli_mcp_config_load(const cgw__cli_mcp_sel_t *sel, cgw_mcp_config_t **cfg,
                              cgw_error_t *err);
 
+/* Splits the comma-separated --allowed-servers value into up to `max` names: *copy (freed
+ * first, then replaced; free it with cgw_free) holds the names, out[0..*n) point into it.
+ * Empty names are skipped. Returns CGW_OK, CGW_ENOMEM or CGW_E2BIG (more than max names). */
+int cgw__cli_split_list(const char *list, char **copy, const char **out, size_t max, size_t *n);
+
 #endif

@@ -119,21 +119,12 @@ static bool parse_int(const char *s, int lo, int hi, int *out)
 
 static int split_allowed(run_args_t *a, const char *list)
 {
-    cgw_free(a->allowed_copy);
-    if ((a->allowed_copy = cgw__strdup(list)) == NULL) {
-        return bad("out of memory");
-    }
-    a->n_allowed = 0;
     a->has_allowed = true;
-    char *save = NULL;
-    for (char *t = strtok_r(a->allowed_copy, ",", &save); t != NULL;
-         t = strtok_r(NULL, ",", &save)) {
-        if (a->n_allowed == MAX_ALLOWED) {
-            return bad("--allowed-servers: more than %d names", MAX_ALLOWED);
-        }
-        a->allowed[a->n_allowed++] = t;
+    int rc = cgw__cli_split_list(list, &a->allowed_copy, a->allowed, MAX_ALLOWED, &a->n_allowed);
+    if (rc == CGW_E2BIG) {
+        return bad("--allowed-servers: more than %d names", MAX_ALLOWED);
     }
-    return -1;
+    return rc == CGW_OK ? -1 : bad("out of memory");
 }
 
 static int parse_choice(const char *flag, const char *v, const char *const *names, int *out)

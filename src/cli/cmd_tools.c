@@ -51,23 +51,11 @@ static void usage(FILE *out)
 
 static int split_allowed(tools_args_t *a, const char *list)
 {
-    cgw_free(a->allowed_copy);
-    if ((a->allowed_copy = cgw__strdup(list)) == NULL) {
-        return -1;
-    }
-    a->n_allowed = 0;
     a->has_allowed = 1;
-    char *save = NULL;
-    for (char *tok = strtok_r(a->allowed_copy, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (a->n_allowed == sizeof(a->allowed) / sizeof(a->allowed[0])) {
-            return -1;
-        }
-        if (*tok) {
-            a->allowed[a->n_allowed++] = tok;
-        }
-    }
-    return 0;
+    return cgw__cli_split_list(list, &a->allowed_copy, a->allowed,
+                               sizeof(a->allowed) / sizeof(a->allowed[0]), &a->n_allowed) == CGW_OK
+               ? 0
+               : -1;
 }
 
 static int parse_args(int argc, char **argv, tools_args_t *a)
